@@ -1,0 +1,3 @@
+from hrwsi.cli import main
+
+main()

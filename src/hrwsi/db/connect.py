@@ -1,0 +1,75 @@
+"""Which database hrwsi talks to, and how to open connections to it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from hrwsi.config import DatabaseConfig
+from hrwsi.db import embedded
+from hrwsi.domain import errors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Database:
+    """A resolved database: its URL (secret) and a description safe to print."""
+
+    url: str
+    description: str
+    embedded_dir: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Database({self.description})"
+
+
+def describe(url: str) -> str:
+    """A printable description of a connection URL: never the password."""
+    if "://" not in url:
+        params = dict(p.split("=", 1) for p in url.split() if "=" in p)
+        host = params.get("host", "localhost")
+        return f"postgresql://{params.get('user', '')}@{host}/{params.get('dbname', '')}"
+    parts = urlsplit(url)
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    query = parts.query
+    socket = ""
+    for item in query.split("&"):
+        if item.startswith("host="):
+            socket = item[len("host=") :]
+    where = host or socket or "localhost"
+    return f"postgresql://{user + '@' if user else ''}{where}{parts.path}"
+
+
+def resolve(config: DatabaseConfig, *, keep_embedded_running: bool = False) -> Database:
+    """The configured database, or the embedded one (started if needed) when no URL is set."""
+    if config.url is not None:
+        url = config.url.get_secret_value()
+        return Database(url=url, description=describe(url))
+    server = embedded.start(config.data_dir, keep_running=keep_embedded_running)
+    embedded.ensure_database(server.admin_url, embedded.DATABASE_NAME)
+    url = server.url()
+    return Database(
+        url=url,
+        description=f"embedded PostgreSQL in {server.data_dir} (database {embedded.DATABASE_NAME})",
+        embedded_dir=str(server.data_dir),
+    )
+
+
+async def connect(
+    url: str, *, autocommit: bool = False, timeout_s: float = 10.0
+) -> psycopg.AsyncConnection[TupleRow]:
+    """Open an async connection; failures become DatabaseError without the password."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            url, autocommit=autocommit, connect_timeout=max(1, int(timeout_s))
+        )
+    except psycopg.OperationalError as exc:
+        raise errors.DatabaseError(f"cannot connect to {describe(url)}: {exc}") from exc
