@@ -53,7 +53,9 @@ def start(data_dir: Path, *, keep_running: bool = False) -> EmbeddedServer:
         server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
         admin_url = server.get_uri()
     except Exception as exc:  # the package raises bare subprocess/assertion errors
-        raise errors.DatabaseError(f"could not start embedded PostgreSQL in {pgdata}: {exc}") from exc
+        raise errors.DatabaseError(
+            f"could not start embedded PostgreSQL in {pgdata}: {exc}"
+        ) from exc
     log.debug("db.embedded.started", extra={"data_dir": str(pgdata)})
     return EmbeddedServer(data_dir=pgdata, admin_url=admin_url)
 
