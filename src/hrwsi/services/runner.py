@@ -64,7 +64,17 @@ class Runner:
         self._probe_interval_s = probe_interval_s
         self._backoff = backoff or Backoff(initial_s=0.2, max_s=30.0)
         self._stop = asyncio.Event()
-        self.listeners: dict[str, Listener] = {}
+        self.listeners: dict[str, Listener] = {
+            h.service.name: Listener(
+                db_url,
+                h.service.channels,
+                on_notify=self._notify_callback(h),
+                on_connect=self._connect_callback(h),
+                probe_interval_s=probe_interval_s,
+                name=h.service.name,
+            )
+            for h in self._hosted
+        }
 
     @property
     def stats(self) -> dict[str, ServiceStats]:
@@ -84,15 +94,7 @@ class Runner:
         loops: list[asyncio.Task[None]] = []
         for hosted in self._hosted:
             name = hosted.service.name
-            listener = Listener(
-                self._db_url,
-                hosted.service.channels,
-                on_notify=self._notify_callback(hosted),
-                on_connect=self._connect_callback(hosted),
-                probe_interval_s=self._probe_interval_s,
-                name=name,
-            )
-            self.listeners[name] = listener
+            listener = self.listeners[name]
             loops.append(asyncio.create_task(listener.run(self._stop), name=f"{name}.listener"))
             loops.append(
                 asyncio.create_task(
