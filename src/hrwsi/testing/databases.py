@@ -30,7 +30,7 @@ def server_url(data_dir: Path | None = None) -> str:
         return explicit
     if data_dir is None:
         data_dir = Path(os.environ.get("HRWSI_TEST_DATA_DIR", "/tmp/hrwsi-test-embedded"))
-    return embedded.start(data_dir, keep_running=True).admin_url
+    return embedded.start(data_dir).admin_url  # stopped when the process exits
 
 
 def unique_name(prefix: str) -> str:
