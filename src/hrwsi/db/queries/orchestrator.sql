@@ -1,0 +1,129 @@
+-- name: orchestrator_try_lock
+-- Take the planning lock for this transaction; false when another replica is planning.
+SELECT pg_try_advisory_xact_lock(%(key)s)
+
+-- name: orchestrator_pending_inputs
+-- Inputs needing a task (none yet, or all ended unprocessed with attempts left), oldest first.
+WITH routed AS (
+    SELECT i.id, i.processing_condition_name AS condition, c.processing_routine_name AS routine
+    FROM hrwsi.input AS i
+    JOIN hrwsi.processing_condition AS c ON c.name = i.processing_condition_name
+),
+fresh AS (
+    SELECT r.id
+    FROM routed AS r
+    WHERE NOT EXISTS (SELECT 1 FROM hrwsi.processing_tasks AS pt WHERE pt.input_fk_id = r.id)
+),
+processed_task AS (
+    SELECT DISTINCT d.processing_task_fk_id AS task_id
+    FROM hrwsi.nomad_job_dispatch AS d
+    JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
+    WHERE w.processing_status_id = 2
+),
+replan AS (
+    SELECT pt.input_fk_id AS id
+    FROM hrwsi.processing_tasks AS pt
+    LEFT JOIN processed_task AS p ON p.task_id = pt.id
+    WHERE pt.input_fk_id IS NOT NULL
+    GROUP BY pt.input_fk_id
+    HAVING bool_and(coalesce(pt.has_ended, false))
+        AND bool_and(p.task_id IS NULL)
+        AND count(*) < %(max_tasks_per_input)s
+)
+SELECT r.id, r.condition, r.routine
+FROM routed AS r
+WHERE r.id IN (SELECT id FROM fresh UNION ALL SELECT id FROM replan)
+ORDER BY r.id
+LIMIT %(limit)s
+
+-- name: orchestrator_busy_vms
+-- VMs with a task not ended yet, with their flavour's resources (they still hold quota).
+SELECT vm.id, vm.name, vm.flavour, vm.pooled,
+       coalesce(r.cpu, 0), coalesce(r.ram, 0), coalesce(r.storage_space, 0)
+FROM hrwsi.virtual_machine AS vm
+LEFT JOIN hrwsi.processing_routine AS r ON r.name = vm.flavour
+WHERE vm.id IN (
+    SELECT pt.virtual_machine_id FROM hrwsi.processing_tasks AS pt WHERE pt.has_ended IS NOT TRUE
+)
+
+-- name: orchestrator_routines
+-- Every processing routine with the resources and duration the planner needs.
+SELECT name, cpu, ram, storage_space, duration FROM hrwsi.processing_routine ORDER BY name
+
+-- name: orchestrator_ensure_pool
+-- Make sure each configured worker has its virtual_machine row (flavour kept up to date).
+INSERT INTO hrwsi.virtual_machine AS vm (id, name, flavour, pooled)
+SELECT gen_random_uuid(), w.name, w.flavour, true
+FROM unnest(%(names)s::text[], %(flavours)s::text[]) AS w (name, flavour)
+ON CONFLICT (name) WHERE pooled DO UPDATE SET flavour = EXCLUDED.flavour
+WHERE vm.flavour IS DISTINCT FROM EXCLUDED.flavour
+
+-- name: orchestrator_pool_workers
+-- The pool's VM rows with the input of each one's last live task (to chain new tasks after it).
+SELECT vm.id, vm.name, vm.flavour, tail.input_fk_id
+FROM hrwsi.virtual_machine AS vm
+LEFT JOIN LATERAL (
+    SELECT pt.input_fk_id
+    FROM hrwsi.processing_tasks AS pt
+    WHERE pt.virtual_machine_id = vm.id AND pt.has_ended IS NOT TRUE
+    ORDER BY pt.id DESC
+    LIMIT 1
+) AS tail ON true
+WHERE vm.pooled AND vm.name = ANY(%(names)s::text[])
+
+-- name: orchestrator_write_plan
+-- Write a plan's new VMs and its tasks (in chain order) in one statement.
+WITH new_vm AS (
+    INSERT INTO hrwsi.virtual_machine (id, name, flavour, planned_start_min, planned_stop_min)
+    SELECT v.id, v.name, v.flavour, v.start_min, v.stop_min
+    FROM unnest(%(vm_ids)s::uuid[], %(vm_names)s::text[], %(vm_flavours)s::text[],
+                %(vm_starts)s::integer[], %(vm_stops)s::integer[])
+        AS v (id, name, flavour, start_min, stop_min)
+    RETURNING id
+),
+new_task AS (
+    INSERT INTO hrwsi.processing_tasks
+        (input_fk_id, virtual_machine_id, creation_date, preceding_input_id, has_ended,
+         planned_start_min, planned_end_min)
+    SELECT t.input_id, t.vm_id, now() AT TIME ZONE 'UTC', t.preceding_input_id, false,
+           t.start_min, t.end_min
+    FROM unnest(%(task_inputs)s::bigint[], %(task_vms)s::uuid[], %(task_preceding)s::bigint[],
+                %(task_starts)s::integer[], %(task_ends)s::integer[])
+        WITH ORDINALITY AS t (input_id, vm_id, preceding_input_id, start_min, end_min, position)
+    ORDER BY t.position
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM new_vm), (SELECT count(*) FROM new_task)
+
+-- name: orchestrator_release_orphans
+-- Unchain waiting tasks whose VM predecessor's input ended unprocessed, and wake the launcher.
+WITH released AS (
+    UPDATE hrwsi.processing_tasks AS s
+    SET preceding_input_id = NULL
+    WHERE s.has_ended IS NOT TRUE
+        AND s.preceding_input_id IS NOT NULL
+        AND NOT EXISTS (
+            SELECT 1 FROM hrwsi.nomad_job_dispatch AS d WHERE d.processing_task_fk_id = s.id
+        )
+        AND EXISTS (
+            SELECT 1 FROM hrwsi.processing_tasks AS prev
+            WHERE prev.input_fk_id = s.preceding_input_id
+                AND prev.virtual_machine_id = s.virtual_machine_id
+        )
+        AND NOT EXISTS (
+            SELECT 1 FROM hrwsi.processing_tasks AS prev
+            WHERE prev.input_fk_id = s.preceding_input_id AND prev.has_ended IS NOT TRUE
+        )
+        AND NOT EXISTS (
+            SELECT 1
+            FROM hrwsi.processing_tasks AS prev
+            JOIN hrwsi.nomad_job_dispatch AS d ON d.processing_task_fk_id = prev.id
+            JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
+            WHERE prev.input_fk_id = s.preceding_input_id AND w.processing_status_id = 2
+        )
+    RETURNING s.id
+)
+SELECT count(*), pg_notify('processing_task_insertion', json_build_object(
+    'count', count(*), 'min_id', min(id), 'max_id', max(id))::text)
+FROM released
+HAVING count(*) > 0
