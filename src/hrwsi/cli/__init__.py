@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import db
+from hrwsi.cli import dashboard, db
 
 app = typer.Typer(
     name="hrwsi",
@@ -32,6 +32,7 @@ def _root(
 
 
 db.register(app)
+dashboard.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,129 @@
+"""``hrwsi dashboard``: a read-only web view of what is where.
+
+``GET /`` is one page that refreshes itself from ``GET /api/status`` (JSON) every few
+seconds; ``GET /healthz`` answers 200 when the database answers. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from hrwsi.db import connect, metrics
+from hrwsi.domain import errors
+
+
+async def snapshot(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+    """Everything the page shows, as plain JSON-able data."""
+    since = datetime.now(UTC) - timedelta(hours=24)
+    latency = await metrics.dispatch_latency(conn, since)
+    return {
+        "time": datetime.now(UTC).isoformat(),
+        "conditions": [s.__dict__ for s in await metrics.chain_summary(conn)],
+        "products": await metrics.products_by_type(conn),
+        "failed_for_good": [f.__dict__ for f in (await metrics.failed_for_good(conn))[-20:]],
+        "latency_24h": latency.__dict__,
+    }
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>hrwsi — {title}</title>
+<style>
+body {{ font: 14px system-ui, sans-serif; margin: 2em; color: #222; }}
+h1 {{ font-size: 20px; }} table {{ border-collapse: collapse; margin: 1em 0; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: 4px 12px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }} .bad {{ color: #b00; }}
+#updated {{ color: #888; }}
+</style></head><body>
+<h1>hrwsi — {title}</h1><p id="updated">loading…</p>
+<h2>Chain</h2><table id="conditions"></table>
+<h2>Products</h2><table id="products"></table>
+<h2>Input → dispatch latency (24 h)</h2><table id="latency"></table>
+<h2>Failed for good</h2><table id="failed"></table>
+<script>
+function row(cells, tag) {{
+  const tr = document.createElement("tr");
+  for (const c of cells) {{ const td = document.createElement(tag || "td");
+    td.textContent = c === null ? "-" : c; tr.appendChild(td); }}
+  return tr;
+}}
+function fill(id, head, rows) {{
+  const t = document.getElementById(id); t.replaceChildren(row(head, "th"));
+  for (const r of rows) t.appendChild(row(r));
+}}
+async function refresh() {{
+  try {{
+    const s = await (await fetch("api/status")).json();
+    fill("conditions", ["condition", "inputs", "tasks", "attempts", "failed attempts",
+      "with product"], s.conditions.map(c => [c.condition, c.inputs, c.tasks, c.attempts,
+      c.failed_attempts, c.inputs_with_product]));
+    fill("products", ["type", "count"], Object.entries(s.products));
+    const l = s.latency_24h;
+    fill("latency", ["inputs", "p50 ms", "p99 ms", "max ms"], [[l.inputs,
+      l.p50_ms && l.p50_ms.toFixed(1), l.p99_ms && l.p99_ms.toFixed(1),
+      l.max_ms && l.max_ms.toFixed(1)]]);
+    fill("failed", ["task", "condition", "input", "last message"], s.failed_for_good.map(
+      f => [f.task_id, f.condition, f.input_path, f.last_message]));
+    document.getElementById("updated").textContent = "updated " + s.time;
+  }} catch (e) {{
+    document.getElementById("updated").textContent = "cannot reach hrwsi: " + e;
+  }}
+}}
+refresh(); setInterval(refresh, {refresh_ms});
+</script></body></html>"""
+
+
+def create_app(db_url: str, *, title: str = "dashboard", refresh_s: float = 3.0) -> Starlette:
+    """The dashboard application over the database at ``db_url``."""
+    state: dict[str, psycopg.AsyncConnection[Any]] = {}
+
+    async def _conn() -> psycopg.AsyncConnection[Any]:
+        conn = state.get("conn")
+        if conn is None or conn.closed:
+            conn = await connect.connect(db_url, autocommit=True)
+            state["conn"] = conn
+        return conn
+
+    async def page(request: Request) -> Response:
+        body = PAGE.format(title=html.escape(title), refresh_ms=int(refresh_s * 1000))
+        return HTMLResponse(body)
+
+    async def status(request: Request) -> Response:
+        try:
+            return JSONResponse(await snapshot(await _conn()))
+        except (psycopg.Error, errors.DatabaseError) as exc:
+            state.pop("conn", None)
+            return JSONResponse({"error": f"database: {type(exc).__name__}"}, status_code=503)
+
+    async def health(request: Request) -> Response:
+        try:
+            await (await _conn()).execute("SELECT 1")
+        except (psycopg.Error, errors.DatabaseError):
+            state.pop("conn", None)
+            return Response("database unreachable\n", status_code=503, media_type="text/plain")
+        return Response("ok\n", media_type="text/plain")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        conn = state.pop("conn", None)
+        if conn is not None:
+            await conn.close()
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/status", status),
+            Route("/healthz", health),
+        ],
+        lifespan=lifespan,
+    )
