@@ -9,6 +9,8 @@ example after a crash between submit and record, never starts a second run: exec
 from __future__ import annotations
 
 import enum
+import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,6 +47,37 @@ class Attempt:
     def key(self) -> str:
         """Deterministic id of this attempt: the same task and attempt number give the same key."""
         return f"task-{self.task_id}-attempt-{self.attempt}"
+
+
+_KEY = re.compile(r"^task-(\d+)-attempt-(\d+)$")
+
+
+def parse_key(key: str) -> tuple[int, int] | None:
+    """The (task id, attempt number) of an attempt key, or None for a foreign key."""
+    match = _KEY.match(key)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def attempt_variables(attempt: Attempt) -> dict[str, str]:
+    """The run contract's variables for an attempt (environment locally, meta on Nomad).
+
+    ``HRWSI_TASK_ID``, ``HRWSI_ATTEMPT``, ``HRWSI_ROUTINE``, ``HRWSI_VM_NAME``,
+    ``HRWSI_INPUT_PATH`` (the first input), ``HRWSI_INPUT_PATHS`` (a JSON list),
+    ``HRWSI_PRODUCT_PATH`` and ``HRWSI_META_<KEY>`` for each ``Attempt.meta`` entry (key
+    upper-cased). Executor-specific ones (``HRWSI_DATA_ROOT``) are added by the executor.
+    """
+    variables = {
+        "HRWSI_TASK_ID": str(attempt.task_id),
+        "HRWSI_ATTEMPT": str(attempt.attempt),
+        "HRWSI_ROUTINE": attempt.routine.name,
+        "HRWSI_VM_NAME": attempt.vm_name,
+        "HRWSI_INPUT_PATH": attempt.input_paths[0] if attempt.input_paths else "",
+        "HRWSI_INPUT_PATHS": json.dumps(list(attempt.input_paths)),
+        "HRWSI_PRODUCT_PATH": attempt.product_path,
+    }
+    for key, value in attempt.meta.items():
+        variables[f"HRWSI_META_{key.upper()}"] = value
+    return variables
 
 
 class RunState(enum.Enum):

@@ -1,0 +1,413 @@
+"""The local executor (the embedded default): each attempt is a subprocess on this machine.
+
+A run is the routine's ``command`` (``{python}`` replaced by this interpreter) started under
+:mod:`hrwsi.executors.local_wrapper` in its own process group, with the run contract's
+``HRWSI_*`` variables (:func:`hrwsi.executors.base.attempt_variables`) plus
+``HRWSI_DATA_ROOT``. The environment is otherwise minimal (``PATH``, ``HOME``, locale,
+``PYTHONPATH``, ``VIRTUAL_ENV``, ``TMPDIR`` and the names in ``passthrough_env``): the
+launcher's secrets (database URL, Nomad token) never reach a routine.
+
+Outcomes: exit 0 → processed; exit N > 0 → internal_error; cannot start (missing binary),
+killed by a signal we did not send (OOM killer, an operator), timed out (``duration ×
+timeout_factor``, the whole process group is killed), cancelled or stopped at shutdown →
+external_error, with a message. At most ``max_parallel`` runs at once; the others wait as
+``SUBMITTED``.
+
+Files in ``work_dir`` per attempt key: ``<key>.log`` (stdout and stderr; the dispatch's
+``log_path``), ``<key>.state.json`` (pid, process group, process start time, deadline) and
+``<key>.exit.json`` (written by the wrapper when the command ends, or by us when we kill it).
+
+Crash safety, chosen rule: **reattach**. ``submit`` and ``status`` for a key that this
+instance does not know look for its state file: a live process (same pid *and* same kernel
+start time, so a recycled pid is not mistaken for it) is watched again by polling, with its
+original deadline; a dead one is judged from its exit file. Only when there is no exit file
+either (the whole group was killed while nobody watched) is the attempt reported as
+external_error ("lost"), so the launcher retries it. The one unguarded window is between
+spawning the process and writing its state file (microseconds): a crash exactly there leaves
+a run that a restarted launcher does not see and submits again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hrwsi.config import Config
+from hrwsi.executors.base import Attempt, Outcome, RunState, attempt_variables
+from hrwsi.executors.local_wrapper import write_exit_file
+
+log = logging.getLogger(__name__)
+
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH",
+            "VIRTUAL_ENV", "SYSTEMROOT")
+
+
+@dataclass
+class _Run:
+    key: str
+    log_path: Path
+    state: RunState = RunState.SUBMITTED
+    message: str = ""
+    exit_code: int | None = None
+    pid: int | None = None
+    kill_reason: str | None = None
+    watcher: asyncio.Task[None] | None = None
+    holds_slot: bool = False
+
+    def outcome(self) -> Outcome:
+        return Outcome(
+            key=self.key,
+            state=self.state,
+            message=self.message,
+            exit_code=self.exit_code,
+            run_id=self.key,
+            log_path=str(self.log_path),
+        )
+
+
+def _proc_start_ticks(pid: int) -> int | None:
+    """The kernel start time of ``pid`` (Linux ``/proc``), None when unavailable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int, start_ticks: int | None) -> bool:
+    """Whether ``pid`` still runs the process we started (not a zombie, not a recycled pid)."""
+    if Path("/proc/self/stat").exists():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        fields = stat.rsplit(")", 1)[-1].split()
+        if not fields or fields[0] in ("Z", "X"):
+            return False
+        return start_ticks is None or _proc_start_ticks(pid) == start_ticks
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class LocalExecutor:
+    """Runs attempts as local subprocesses; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        data_root: Path,
+        *,
+        max_parallel: int = 4,
+        timeout_factor: float = 3.0,
+        poll_interval_s: float = 0.2,
+        passthrough_env: Iterable[str] = (),
+        python: str = sys.executable,
+    ) -> None:
+        if max_parallel < 1:
+            raise ValueError("max_parallel must be at least 1")
+        self.work_dir = Path(work_dir)
+        self.data_root = Path(data_root)
+        self.max_parallel = max_parallel
+        self.timeout_factor = timeout_factor
+        self.poll_interval_s = poll_interval_s
+        self.passthrough_env = tuple(passthrough_env)
+        self.python = python
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        self._runs: dict[str, _Run] = {}
+        self._queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        self._slots = asyncio.Condition()
+        self._running = 0
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, config: Config) -> LocalExecutor:
+        """The executor ``config.executor.local`` describes (folders default under data_dir)."""
+        local = config.executor.local
+        base = config.database.data_dir
+        return cls(
+            work_dir=local.work_dir or base / "runs",
+            data_root=local.products_dir or base / "data",
+            max_parallel=local.max_parallel,
+            timeout_factor=local.timeout_factor,
+        )
+
+    # -- files ---------------------------------------------------------------------------
+
+    def _state_path(self, key: str) -> Path:
+        return self.work_dir / f"{key}.state.json"
+
+    def _exit_path(self, key: str) -> Path:
+        return self.work_dir / f"{key}.exit.json"
+
+    def _log_path(self, key: str) -> Path:
+        return self.work_dir / f"{key}.log"
+
+    @staticmethod
+    def _read_json(path: Path) -> dict[str, Any] | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    # -- the Executor protocol -----------------------------------------------------------
+
+    async def submit(self, attempt: Attempt) -> str:
+        """Start the attempt (or queue it) unless its key is known here or on disk."""
+        key = attempt.key
+        if self._closed:
+            raise RuntimeError("the local executor is closed")
+        if key in self._runs:
+            return key
+        if self._adopt(key) is not None:
+            return key
+        self._exit_path(key).unlink(missing_ok=True)
+        run = _Run(key=key, log_path=self._log_path(key))
+        self._runs[key] = run
+        run.watcher = asyncio.create_task(self._launch(run, attempt), name=f"local-run-{key}")
+        return key
+
+    async def outcomes(self) -> AsyncIterator[Outcome]:
+        """Started and terminal observations, in order, until ``aclose``."""
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                self._queue.put_nowait(None)  # later iterators end too
+                return
+            yield item
+
+    async def status(self, key: str) -> Outcome:
+        run = self._runs.get(key) or self._adopt(key)
+        if run is None:
+            return Outcome(key=key, state=RunState.UNKNOWN, run_id=key)
+        return run.outcome()
+
+    async def cancel(self, key: str) -> None:
+        run = self._runs.get(key)
+        if run is None or run.state.is_terminal:
+            return
+        self._stop_run(run, "cancelled")
+        if run.watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(run.watcher)
+
+    async def forget(self, key: str) -> None:
+        run = self._runs.get(key)
+        if run is not None and not run.state.is_terminal:
+            return
+        self._runs.pop(key, None)
+        self._state_path(key).unlink(missing_ok=True)
+        self._exit_path(key).unlink(missing_ok=True)
+
+    async def aclose(self) -> None:
+        """Kill every run still going (recorded as "stopped at shutdown") and end outcomes()."""
+        if self._closed:
+            return
+        self._closed = True
+        for run in list(self._runs.values()):
+            if not run.state.is_terminal:
+                self._stop_run(run, "stopped when the launcher shut down")
+        watchers = [r.watcher for r in self._runs.values() if r.watcher is not None]
+        if watchers:
+            _, pending = await asyncio.wait(watchers, timeout=5)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        self._queue.put_nowait(None)
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def _emit(self, run: _Run) -> None:
+        self._queue.put_nowait(run.outcome())
+
+    def _finish(self, run: _Run, state: RunState, message: str, exit_code: int | None) -> None:
+        run.state, run.message, run.exit_code = state, message, exit_code
+        log.info(
+            "local_executor.run_ended",
+            extra={"key": run.key, "state": state.value, "exit_code": exit_code},
+        )
+        self._emit(run)
+
+    def _stop_run(self, run: _Run, reason: str) -> None:
+        """Kill a run's process group (or drop it from the queue) and say why, durably."""
+        if run.kill_reason is None:
+            run.kill_reason = reason
+        if run.pid is not None:
+            write_exit_file(self._exit_path(run.key), {"killed": run.kill_reason})
+            _kill_group(run.pid)
+        elif not run.holds_slot and run.watcher is not None:
+            run.watcher.cancel()  # still queued: it never starts
+
+    def _environment(self, attempt: Attempt) -> dict[str, str]:
+        env = {k: os.environ[k] for k in (*BASE_ENV, *self.passthrough_env) if k in os.environ}
+        env.update(attempt_variables(attempt))
+        env["HRWSI_DATA_ROOT"] = str(self.data_root)
+        return env
+
+    def _argv(self, attempt: Attempt) -> list[str]:
+        command = [self.python if part == "{python}" else part for part in attempt.routine.command]
+        return command
+
+    async def _take_slot(self, run: _Run) -> None:
+        async with self._slots:
+            await self._slots.wait_for(lambda: self._running < self.max_parallel)
+            self._running += 1
+            run.holds_slot = True
+
+    async def _release_slot(self, run: _Run) -> None:
+        if not run.holds_slot:
+            return
+        run.holds_slot = False
+        async with self._slots:
+            self._running -= 1
+            self._slots.notify_all()
+
+    async def _launch(self, run: _Run, attempt: Attempt) -> None:
+        try:
+            await self._take_slot(run)
+        except asyncio.CancelledError:
+            self._finish(run, RunState.EXTERNAL_ERROR, f"{run.kill_reason or 'cancelled'} "
+                         "before it started", None)
+            return
+        try:
+            await self._spawn_and_watch(run, attempt)
+        finally:
+            await self._release_slot(run)
+
+    async def _spawn_and_watch(self, run: _Run, attempt: Attempt) -> None:
+        argv = self._argv(attempt)
+        if not argv:
+            self._finish(run, RunState.EXTERNAL_ERROR,
+                         f"routine {attempt.routine.name!r} has no command to run locally", None)
+            return
+        timeout_s = attempt.routine.duration_minutes * 60.0 * self.timeout_factor
+        exit_path = self._exit_path(run.key)
+        with open(run.log_path, "ab") as log_file:
+            process = await asyncio.create_subprocess_exec(
+                self.python, "-m", "hrwsi.executors.local_wrapper", str(exit_path), "--", *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                env=self._environment(attempt),
+                cwd=self.work_dir,
+                start_new_session=True,
+            )
+        run.pid = process.pid
+        deadline = time.time() + timeout_s
+        state = {
+            "key": run.key,
+            "pid": process.pid,
+            "pgid": process.pid,
+            "start_ticks": _proc_start_ticks(process.pid),
+            "started_at": time.time(),
+            "deadline": deadline,
+            "timeout_s": timeout_s,
+            "log_path": str(run.log_path),
+        }
+        tmp = self._state_path(run.key).with_suffix(".tmp")
+        tmp.write_text(json.dumps(state), encoding="utf-8")
+        os.replace(tmp, self._state_path(run.key))
+        if run.kill_reason is not None:  # cancelled while spawning
+            self._stop_run(run, run.kill_reason)
+        run.state = RunState.STARTED
+        log.info("local_executor.run_started", extra={"key": run.key, "pid": process.pid})
+        self._emit(run)
+        try:
+            wrapper_rc = await asyncio.wait_for(process.wait(), timeout_s)
+        except TimeoutError:
+            self._stop_run(run, f"timed out after {timeout_s:.1f}s; process group killed")
+            wrapper_rc = await process.wait()
+        except asyncio.CancelledError:
+            _kill_group(process.pid)
+            raise
+        self._judge(run, wrapper_rc)
+
+    def _judge(self, run: _Run, wrapper_rc: int | None) -> None:
+        """Turn the exit file (and the wrapper's own code, when we have it) into an outcome."""
+        record = self._read_json(self._exit_path(run.key)) or {}
+        if run.kill_reason is not None:
+            self._finish(run, RunState.EXTERNAL_ERROR, run.kill_reason, None)
+        elif "killed" in record:
+            self._finish(run, RunState.EXTERNAL_ERROR, str(record["killed"]), None)
+        elif "cannot_start" in record:
+            self._finish(run, RunState.EXTERNAL_ERROR, str(record["cannot_start"]), None)
+        elif isinstance(record.get("returncode"), int):
+            rc = int(record["returncode"])
+            if rc == 0:
+                self._finish(run, RunState.PROCESSED, "exit code 0", 0)
+            elif rc > 0:
+                self._finish(run, RunState.INTERNAL_ERROR, f"exit code {rc}", rc)
+            else:
+                self._finish(run, RunState.EXTERNAL_ERROR,
+                             f"killed by signal {_signal_name(-rc)}", rc)
+        elif wrapper_rc is not None and wrapper_rc < 0:
+            self._finish(run, RunState.EXTERNAL_ERROR,
+                         f"killed by signal {_signal_name(-wrapper_rc)}", wrapper_rc)
+        else:
+            self._finish(run, RunState.EXTERNAL_ERROR,
+                         "the run ended without leaving an exit code (lost)", wrapper_rc)
+
+    def _adopt(self, key: str) -> _Run | None:
+        """Take over a run another (crashed) launcher started, from its state file."""
+        if self._closed:
+            return None
+        state = self._read_json(self._state_path(key))
+        if state is None:
+            return None
+        run = _Run(key=key, log_path=Path(str(state.get("log_path") or self._log_path(key))))
+        run.pid = int(state["pid"])
+        self._runs[key] = run
+        start_ticks = state.get("start_ticks")
+        if _alive(run.pid, start_ticks if isinstance(start_ticks, int) else None):
+            run.state = RunState.STARTED
+            log.info("local_executor.reattached", extra={"key": key, "pid": run.pid})
+            self._emit(run)
+            deadline = float(state.get("deadline") or time.time())
+            run.watcher = asyncio.create_task(
+                self._poll(run, deadline, start_ticks if isinstance(start_ticks, int) else None),
+                name=f"local-reattach-{key}",
+            )
+        else:
+            self._judge(run, None)
+        return run
+
+    async def _poll(self, run: _Run, deadline: float, start_ticks: int | None) -> None:
+        assert run.pid is not None
+        while _alive(run.pid, start_ticks):
+            if time.time() >= deadline:
+                self._stop_run(run, "timed out (reattached run); process group killed")
+            await asyncio.sleep(self.poll_interval_s)
+        self._judge(run, None)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

@@ -1,0 +1,296 @@
+"""The local executor with real subprocesses: exit codes, timeouts, signals, limits, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from hrwsi.executors.base import Attempt, Outcome, RoutineSpec, RunState
+from hrwsi.executors.local import LocalExecutor
+
+
+def routine(code: str, *, duration: int = 1, name: str = "R") -> RoutineSpec:
+    return RoutineSpec(
+        name=name, cpu=1, ram=1, storage=1, duration_minutes=duration,
+        command=("{python}", "-c", textwrap.dedent(code)),
+    )
+
+
+def attempt(spec: RoutineSpec, task_id: int = 1, n: int = 1, **meta: str) -> Attempt:
+    return Attempt(
+        task_id=task_id, attempt=n, routine=spec, vm_name="vm-1",
+        input_paths=("/in/a", "/in/b"), product_path="/HRWSI/L2A/X/p", meta=meta,
+    )
+
+
+async def terminal(executor: LocalExecutor, key: str, timeout: float = 20) -> Outcome:
+    """Wait on the outcome stream for the terminal outcome of ``key``."""
+
+    async def _wait() -> Outcome:
+        async for outcome in executor.outcomes():
+            if outcome.key == key and outcome.state.is_terminal:
+                return outcome
+        raise AssertionError("stream ended")
+
+    return await asyncio.wait_for(_wait(), timeout)
+
+
+@pytest.fixture
+async def executor(tmp_path: Path):
+    ex = LocalExecutor(tmp_path / "work", tmp_path / "data", max_parallel=2,
+                       timeout_factor=1.0, poll_interval_s=0.05)
+    yield ex
+    await ex.aclose()
+
+
+async def test_success_writes_log_and_passes_the_run_contract(executor: LocalExecutor, monkeypatch):
+    """Exit 0 is processed; the routine sees the HRWSI_* variables and no launcher secret."""
+    monkeypatch.setenv("HRWSI_DATABASE_URL", "postgresql://secret@db/x")
+    code = """
+        import json, os
+        keys = sorted(k for k in os.environ if k.startswith("HRWSI_"))
+        print(json.dumps({k: os.environ[k] for k in keys}))
+    """
+    a = attempt(routine(code), task_id=7, n=2, tile="31TCH")
+    assert await executor.submit(a) == a.key
+    out = await terminal(executor, a.key)
+    assert out.state is RunState.PROCESSED and out.exit_code == 0
+    seen = json.loads(Path(out.log_path or "").read_text().strip().splitlines()[-1])
+    assert seen["HRWSI_TASK_ID"] == "7" and seen["HRWSI_ATTEMPT"] == "2"
+    assert json.loads(seen["HRWSI_INPUT_PATHS"]) == ["/in/a", "/in/b"]
+    assert seen["HRWSI_INPUT_PATH"] == "/in/a" and seen["HRWSI_VM_NAME"] == "vm-1"
+    assert seen["HRWSI_META_TILE"] == "31TCH" and seen["HRWSI_ROUTINE"] == "R"
+    assert seen["HRWSI_DATA_ROOT"] == str(executor.data_root)
+    assert "HRWSI_DATABASE_URL" not in seen
+    assert (await executor.status(a.key)).state is RunState.PROCESSED
+
+
+async def test_non_zero_exit_is_an_internal_error(executor: LocalExecutor):
+    """A routine that exits 3 ends as internal_error with the code in the message."""
+    a = attempt(routine("import sys; print('boom'); sys.exit(3)"))
+    await executor.submit(a)
+    out = await terminal(executor, a.key)
+    assert out.state is RunState.INTERNAL_ERROR and out.exit_code == 3
+    assert "exit code 3" in out.message
+    assert "boom" in Path(out.log_path or "").read_text()
+
+
+async def test_hang_times_out_and_kills_the_process_group(tmp_path: Path):
+    """A routine past duration × timeout_factor is killed with its children: external_error."""
+    ex = LocalExecutor(tmp_path / "w", tmp_path / "d", timeout_factor=0.6 / 60, poll_interval_s=0.05)
+    pid_file = tmp_path / "grandchild.pid"
+    code = f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        open({str(pid_file)!r}, "w").write(str(child.pid))
+        time.sleep(60)
+    """
+    a = attempt(routine(code))
+    try:
+        await ex.submit(a)
+        out = await terminal(ex, a.key)
+        assert out.state is RunState.EXTERNAL_ERROR and "timed out" in out.message
+        grandchild = int(pid_file.read_text())
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{grandchild}").exists() and time.monotonic() < deadline:
+            stat = Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[-1].split()
+            if stat[0] == "Z":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            assert not Path(f"/proc/{grandchild}").exists()
+    finally:
+        await ex.aclose()
+
+
+async def test_killed_by_a_signal_is_an_external_error(executor: LocalExecutor):
+    """A routine killed by a signal nobody in hrwsi sent (OOM killer) is external_error."""
+    a = attempt(routine("import os, signal; os.kill(os.getpid(), signal.SIGKILL)"))
+    await executor.submit(a)
+    out = await terminal(executor, a.key)
+    assert out.state is RunState.EXTERNAL_ERROR and "SIGKILL" in out.message
+
+
+async def test_missing_binary_is_an_external_error(executor: LocalExecutor):
+    """A command that cannot start is external_error, saying which binary."""
+    spec = RoutineSpec(name="R", cpu=1, ram=1, storage=1, duration_minutes=1,
+                       command=("/nonexistent/maja-binary", "--run"))
+    a = attempt(spec)
+    await executor.submit(a)
+    out = await terminal(executor, a.key)
+    assert out.state is RunState.EXTERNAL_ERROR and "maja-binary" in out.message
+
+
+async def test_cancel_kills_a_running_attempt(executor: LocalExecutor):
+    """cancel() kills a running attempt, which ends as external_error 'cancelled'."""
+    a = attempt(routine("import time; time.sleep(60)"))
+    await executor.submit(a)
+    async for o in executor.outcomes():
+        if o.state is RunState.STARTED:
+            break
+    await asyncio.wait_for(executor.cancel(a.key), 10)
+    out = await executor.status(a.key)
+    assert out.state is RunState.EXTERNAL_ERROR and "cancelled" in out.message
+
+
+async def test_submit_is_idempotent_on_the_key(executor: LocalExecutor, tmp_path: Path):
+    """Submitting the same attempt twice runs it once."""
+    counter = tmp_path / "count"
+    a = attempt(routine(f"open({str(counter)!r}, 'a').write('x')"))
+    await executor.submit(a)
+    await executor.submit(a)
+    await terminal(executor, a.key)
+    await executor.submit(a)
+    assert counter.read_text() == "x"
+
+
+async def test_max_parallel_is_respected(tmp_path: Path):
+    """With max_parallel=2, five runs never overlap more than two at a time; others wait."""
+    ex = LocalExecutor(tmp_path / "w", tmp_path / "d", max_parallel=2, poll_interval_s=0.05)
+    spans = tmp_path / "spans"
+    spans.mkdir()
+    code = f"""
+        import os, time
+        start = time.time(); time.sleep(0.4)
+        open(os.path.join({str(spans)!r}, os.environ["HRWSI_TASK_ID"]), "w").write(
+            f"{{start}} {{time.time()}}")
+    """
+    attempts = [attempt(routine(code), task_id=i) for i in range(5)]
+    try:
+        for a in attempts:
+            await ex.submit(a)
+        states = [(await ex.status(a.key)).state for a in attempts]
+        assert states.count(RunState.SUBMITTED) == 5
+        ended: set[str] = set()
+
+        async def _drain() -> None:
+            async for o in ex.outcomes():
+                if o.state.is_terminal:
+                    ended.add(o.key)
+                    if len(ended) == 5:
+                        return
+
+        await asyncio.wait_for(_drain(), 30)
+    finally:
+        await ex.aclose()
+    intervals = [tuple(map(float, p.read_text().split())) for p in spans.iterdir()]
+    assert len(intervals) == 5
+    for t, _ in intervals:
+        overlapping = sum(1 for s, e in intervals if s <= t < e)
+        assert overlapping <= 2
+
+
+async def test_aclose_stops_runs_and_a_restart_reports_them(tmp_path: Path):
+    """Shutdown kills running attempts; the next executor reports them as external_error."""
+    ex = LocalExecutor(tmp_path / "w", tmp_path / "d", poll_interval_s=0.05)
+    a = attempt(routine("import time; time.sleep(60)"))
+    await ex.submit(a)
+    async for o in ex.outcomes():
+        if o.state is RunState.STARTED:
+            break
+    await ex.aclose()
+    again = LocalExecutor(tmp_path / "w", tmp_path / "d", poll_interval_s=0.05)
+    try:
+        out = await again.status(a.key)
+        assert out.state is RunState.EXTERNAL_ERROR and "shut down" in out.message
+    finally:
+        await again.aclose()
+
+
+_ORPHAN_MAKER = """
+import asyncio, sys, textwrap
+from pathlib import Path
+from hrwsi.executors.base import Attempt, RoutineSpec
+from hrwsi.executors.local import LocalExecutor
+
+async def main():
+    work, data, code = sys.argv[1], sys.argv[2], sys.argv[3]
+    ex = LocalExecutor(Path(work), Path(data))
+    spec = RoutineSpec(name="R", cpu=1, ram=1, storage=1, duration_minutes=1,
+                       command=("{python}", "-c", code))
+    a = Attempt(task_id=9, attempt=1, routine=spec, vm_name="vm", input_paths=("/i",),
+                product_path="/p")
+    await ex.submit(a)
+    while not (Path(work) / (a.key + ".state.json")).exists():
+        await asyncio.sleep(0.01)
+    print("submitted", flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def _crashing_launcher(tmp_path: Path, code: str) -> None:
+    """Start an executor in another process, let it submit, then SIGKILL that process."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_MAKER, str(tmp_path / "w"), str(tmp_path / "d"), code],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "submitted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+
+
+async def test_restart_reattaches_to_a_live_run(tmp_path: Path):
+    """After the launcher process dies, a new executor watches the still-running attempt to its end."""
+    marker = tmp_path / "go"
+    code = f"import os, sys, time\nwhile not os.path.exists({str(marker)!r}): time.sleep(0.05)\nsys.exit(5)"
+    _crashing_launcher(tmp_path, code)
+    ex = LocalExecutor(tmp_path / "w", tmp_path / "d", poll_interval_s=0.05)
+    try:
+        key = "task-9-attempt-1"
+        assert (await ex.status(key)).state is RunState.STARTED
+        marker.write_text("")
+        out = await terminal(ex, key)
+        assert out.state is RunState.INTERNAL_ERROR and out.exit_code == 5
+    finally:
+        await ex.aclose()
+
+
+async def test_restart_reads_the_exit_code_of_a_run_that_ended_unwatched(tmp_path: Path):
+    """A run that ended while no launcher watched keeps its exit code (from the wrapper's file)."""
+    _crashing_launcher(tmp_path, "print('done')")
+    key = "task-9-attempt-1"
+    exit_file = tmp_path / "w" / f"{key}.exit.json"
+    deadline = time.monotonic() + 15
+    while not exit_file.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    ex = LocalExecutor(tmp_path / "w", tmp_path / "d", poll_interval_s=0.05)
+    try:
+        out = await ex.status(key)
+        assert out.state is RunState.PROCESSED
+        await ex.forget(key)
+        assert (await ex.status(key)).state is RunState.UNKNOWN
+    finally:
+        await ex.aclose()
+
+
+async def test_restart_reports_a_run_lost_without_exit_code(tmp_path: Path):
+    """A run whose whole process group was killed while unwatched is reported external_error."""
+    _crashing_launcher(tmp_path, "import time; time.sleep(60)")
+    key = "task-9-attempt-1"
+    state = json.loads((tmp_path / "w" / f"{key}.state.json").read_text())
+    os.killpg(state["pgid"], signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{state['pid']}").exists() and time.monotonic() < deadline:
+        stat = Path(f"/proc/{state['pid']}/stat").read_text().rsplit(")", 1)[-1].split()
+        if stat[0] == "Z":
+            break
+        await asyncio.sleep(0.05)
+    ex = LocalExecutor(tmp_path / "w", tmp_path / "d", poll_interval_s=0.05)
+    try:
+        out = await ex.status(key)
+        assert out.state is RunState.EXTERNAL_ERROR and "lost" in out.message
+    finally:
+        await ex.aclose()
