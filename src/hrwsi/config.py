@@ -108,6 +108,7 @@ class HarvestQuery(_Section):
     product_type: str = "S2MSI1C"
     max_days_since_measurement: PositiveInt = 30
     max_days_since_publication: PositiveInt = 7
+    name_contains: tuple[str, ...] = ()
     geometry: str | None = None
     tiles: tuple[str, ...] = ()
 
@@ -134,7 +135,11 @@ class HarvestQuery(_Section):
 
 
 class HarvesterConfig(_Section):
+    """Near-real-time passes every ``interval_minutes``; each restarts ``overlap_minutes``
+    before its watermark (late-indexed products), never past the query's max-days limits."""
+
     interval_minutes: PositiveFloat = 10.0
+    overlap_minutes: Annotated[float, Field(ge=0)] = 10.0
     batch_size: PositiveInt = 1000
     queries: tuple[HarvestQuery, ...] = ()
 
@@ -201,6 +206,15 @@ class NomadExecutorConfig(_Section):
     event_silence_s: PositiveFloat = 60.0
     job_prefix: Name = "hrwsi"
     passthrough_env: tuple[str, ...] = ()
+    # Nomad variable (read by a template in each run) holding the passthrough_env values;
+    # tasks may read ``nomad/jobs`` without an extra ACL policy.
+    secrets_variable_path: str = "nomad/jobs"
+    cpu_mhz_per_core: PositiveInt = 1000
+    use_cores: bool = False
+    max_attempts: PositiveInt = 5
+    backoff_initial_s: Annotated[float, Field(ge=0)] = 0.5
+    backoff_max_s: Annotated[float, Field(ge=0)] = 10.0
+    sweep_interval_s: PositiveFloat = 15.0
 
 
 class ExecutorConfig(_Section):

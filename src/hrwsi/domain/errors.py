@@ -8,7 +8,8 @@
     │   └── MigrationError       a migration could not be applied
     ├── CatalogueError           the catalogue could not be read
     │   ├── CatalogueTransient   a page may succeed if tried again (timeout, 429, 5xx, bad body)
-    │   └── CatalogueRejected    the catalogue refused the request (4xx other than 429)
+    │   ├── CatalogueRejected    the catalogue refused the request (4xx other than 429)
+    │   └── MalformedRecord      one catalogue record cannot be used (the rest of its page can)
     ├── ProductNameError         a product name does not follow the Sentinel naming rules
     ├── PlanningError            an instance is malformed (unknown routine, cyclic dependencies)
     ├── ExecutorError            an executor could not submit, follow or cancel an attempt
@@ -68,6 +69,15 @@ class CatalogueTransient(CatalogueError):
 
 class CatalogueRejected(CatalogueError):
     """The catalogue refused the request for good."""
+
+
+class MalformedRecord(CatalogueError):
+    """One catalogue record is unusable; ``reason`` is a stable short code for summaries."""
+
+    def __init__(self, reason: str, detail: str, *, record_id: str = "") -> None:
+        self.reason = reason
+        self.record_id = record_id
+        super().__init__(f"{reason}: {detail}" + (f" (record {record_id})" if record_id else ""))
 
 
 class ProductNameError(HrwsiError):

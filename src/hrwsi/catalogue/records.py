@@ -1,0 +1,120 @@
+"""CDSE OData product records (JSON objects) into :class:`products.CatalogueProduct` values.
+
+A record that cannot be used raises :class:`errors.MalformedRecord` with a short ``reason``
+(``not_an_object``, ``missing_field``, ``bad_timestamp``, ``bad_name``, ``bad_attribute``):
+the caller logs and skips it and keeps the rest of its page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from hrwsi.domain import errors, products
+
+# 3 or 6 (or any up to 9) fractional digits, 'Z', '+00:00', '+0000' or no zone (read as UTC:
+# the catalogue has served UTC without a zone, and reads zone-less query times as UTC).
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An OData timestamp as an aware UTC datetime; ValueError when it is not one."""
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a timestamp string")
+    match = _TIMESTAMP.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not an ISO-8601 timestamp")
+    year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
+    fraction = (match[7] or "").ljust(6, "0")[:6]
+    zone = match[8]
+    tz: timezone = UTC
+    if zone and zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        tz = timezone(sign * offset)
+    stamp = datetime(year, month, day, hour, minute, second, int(fraction), tzinfo=tz)
+    return stamp.astimezone(UTC)
+
+
+def format_timestamp(stamp: datetime) -> str:
+    """A query timestamp as the catalogue wants it: UTC, 6 fractional digits, 'Z'."""
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def attribute(record: Mapping[str, Any], name: str) -> Any:
+    """The value of the named entry of ``Attributes`` (only present with $expand), or None."""
+    items = record.get("Attributes")
+    if not isinstance(items, list):
+        return None
+    for item in items:
+        if isinstance(item, Mapping) and item.get("Name") == name:
+            return item.get("Value")
+    return None
+
+
+def _text(record: Mapping[str, Any], key: str, record_id: str) -> str:
+    value = record.get(key)
+    if not isinstance(value, str) or not value:
+        raise errors.MalformedRecord("missing_field", f"{key} is missing", record_id=record_id)
+    return value
+
+
+def _time(value: Any, key: str, record_id: str) -> datetime:
+    try:
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise errors.MalformedRecord("bad_timestamp", f"{key}: {exc}", record_id=record_id) from exc
+
+
+def _relative_orbit(record: Mapping[str, Any], record_id: str) -> int | None:
+    value = attribute(record, "relativeOrbitNumber")
+    if value is None:
+        return None
+    try:
+        # ValueType is not to be trusted (integers are served as strings at times).
+        orbit = int(value)
+    except (TypeError, ValueError):
+        raise errors.MalformedRecord(
+            "bad_attribute", f"relativeOrbitNumber {value!r}", record_id=record_id
+        ) from None
+    return orbit
+
+
+def normalise(record: Any) -> products.CatalogueProduct:
+    """One record of a page's ``value`` list, checked and normalised."""
+    if not isinstance(record, Mapping):
+        raise errors.MalformedRecord("not_an_object", f"got {type(record).__name__}")
+    raw_id = record.get("Id")
+    record_id = raw_id if isinstance(raw_id, str) else ""
+    if not record_id:
+        raise errors.MalformedRecord("missing_field", "Id is missing")
+    name = _text(record, "Name", record_id)
+    s3_path = _text(record, "S3Path", record_id)
+    publication = _time(record.get("PublicationDate"), "PublicationDate", record_id)
+    content = record.get("ContentDate")
+    if not isinstance(content, Mapping):
+        raise errors.MalformedRecord("missing_field", "ContentDate is missing", record_id=record_id)
+    sensing = _time(content.get("Start"), "ContentDate/Start", record_id)
+    try:
+        parsed = products.parse_name(name)
+        where = products.location(parsed, _relative_orbit(record, record_id))
+    except errors.ProductNameError as exc:
+        raise errors.MalformedRecord("bad_name", exc.reason, record_id=record_id) from exc
+    return products.CatalogueProduct(
+        id=record_id,
+        name=name,
+        s3_path=s3_path,
+        publication_date=publication,
+        sensing_start=sensing,
+        online=bool(record.get("Online", True)),
+        parsed=parsed,
+        location=where,
+    )

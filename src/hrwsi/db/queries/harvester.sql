@@ -1,0 +1,73 @@
+-- name: harvester_store_inputs
+-- Store one batch of catalogue products as inputs of a processing condition; returns how many were new.
+WITH new_rows AS (
+    INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
+                             mission, catalogue_id, product_name, publication_date)
+    SELECT %(condition)s, b.date, b.tile, b.measurement_day, b.input_path, b.mission,
+           b.catalogue_id, b.product_name, b.publication_date
+    FROM unnest(%(dates)s::timestamp[], %(tiles)s::text[], %(measurement_days)s::bigint[],
+                %(input_paths)s::text[], %(missions)s::text[], %(catalogue_ids)s::text[],
+                %(product_names)s::text[], %(publication_dates)s::timestamptz[])
+         AS b(date, tile, measurement_day, input_path, mission, catalogue_id, product_name,
+              publication_date)
+    ON CONFLICT (processing_condition_name, input_path) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM new_rows
+
+-- name: harvester_get_watermark
+-- The latest PublicationDate stored by a near-real-time harvest query (no row: never run).
+SELECT publication_date FROM hrwsi.harvest_watermark WHERE query_name = %(query)s
+
+-- name: harvester_advance_watermark
+-- Move a query's watermark forward (never back) to the latest PublicationDate stored.
+INSERT INTO hrwsi.harvest_watermark AS w (query_name, publication_date)
+VALUES (%(query)s, %(publication_date)s)
+ON CONFLICT (query_name) DO UPDATE
+    SET publication_date = GREATEST(w.publication_date, EXCLUDED.publication_date),
+        updated_at = clock_timestamp()
+
+-- name: harvester_get_archive_cursor
+-- Where an unfinished archive run of this query and day range stopped (no row: start afresh).
+SELECT day, resume_from, pages, records, new_inputs
+FROM hrwsi.harvest_archive_cursor
+WHERE query_name = %(query)s AND from_day = %(from_day)s AND to_day = %(to_day)s
+
+-- name: harvester_save_archive_cursor
+-- Record the progress of an archive run (called in the transaction that stores its inputs).
+INSERT INTO hrwsi.harvest_archive_cursor AS c
+    (query_name, from_day, to_day, day, resume_from, pages, records, new_inputs)
+VALUES (%(query)s, %(from_day)s, %(to_day)s, %(day)s, %(resume_from)s, %(pages)s, %(records)s,
+        %(new_inputs)s)
+ON CONFLICT (query_name, from_day, to_day) DO UPDATE
+    SET day = EXCLUDED.day, resume_from = EXCLUDED.resume_from, pages = EXCLUDED.pages,
+        records = EXCLUDED.records, new_inputs = EXCLUDED.new_inputs,
+        updated_at = clock_timestamp()
+
+-- name: harvester_delete_archive_cursor
+-- Forget the cursor of a completed archive run.
+DELETE FROM hrwsi.harvest_archive_cursor
+WHERE query_name = %(query)s AND from_day = %(from_day)s AND to_day = %(to_day)s
+
+-- name: harvester_products_to_inputs
+-- Make every product whose data type a routine takes an input of each condition using that routine; returns how many were new.
+WITH new_rows AS (
+    INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
+                             mission, product_name, source_product_id)
+    SELECT pc.name, source.date, source.tile, source.measurement_day, p.product_path,
+           source.mission, substring(p.product_path FROM '[^/]+$'), p.id
+    FROM hrwsi.products AS p
+    JOIN hrwsi.product_type AS pt ON pt.id = p.product_type_id
+    JOIN hrwsi.processing_routine AS r ON r.input_type = pt.data_type
+    JOIN hrwsi.processing_condition AS pc ON pc.processing_routine_name = r.name
+    JOIN hrwsi.input AS source ON source.id = p.input_fk_id
+    WHERE NOT EXISTS (
+        SELECT 1 FROM hrwsi.input AS existing
+        WHERE existing.processing_condition_name = pc.name
+          AND existing.input_path = p.product_path
+    )
+    ORDER BY p.id
+    ON CONFLICT (processing_condition_name, input_path) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM new_rows

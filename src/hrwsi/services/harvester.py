@@ -1,0 +1,386 @@
+"""The harvester: catalogue products and produced products become inputs.
+
+* ``reconcile()`` — products → inputs (an L2A product becomes an ``FSC_PC`` input), one
+  set-based statement, woken by ``product_insertion`` and ``processing_tasks_state_processed``.
+* ``background(stop)`` — a near-real-time catalogue pass every
+  ``config.harvester.interval_minutes``: each configured query resumes from its persisted
+  watermark (less ``overlap_minutes`` for late-indexed records), never reaching back past
+  ``max_days_since_publication`` nor asking for products sensed before
+  ``max_days_since_measurement``.
+* :func:`archive` — ``hrwsi harvest --from --to``: one-day publication windows with a
+  persisted cursor, so a killed run resumes where it stopped.
+
+Each page is stored in one transaction together with the watermark or cursor it advances:
+a crash leaves the database before or after a page, never inside one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import psycopg
+from psycopg.rows import TupleRow
+
+from hrwsi.catalogue import filters, odata, products_source, store
+from hrwsi.config import Config, HarvestQuery
+from hrwsi.db import connect
+from hrwsi.domain import errors
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Connection = psycopg.AsyncConnection[TupleRow]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class HarvestSummary:
+    """What a harvest did; ``skipped`` counts unusable records by reason."""
+
+    pages: int = 0
+    records: int = 0
+    new_inputs: int = 0
+    existing: int = 0
+    duplicates: int = 0
+    filtered: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    restarts: int = 0
+
+    def add_page(self, page: odata.Page, usable: int, new: int, filtered: int) -> None:
+        self.pages += 1
+        self.records += page.records
+        self.duplicates += page.duplicates
+        self.filtered += filtered
+        self.new_inputs += new
+        self.existing += usable - new
+        self.restarts += int(page.restarted)
+        self.skipped.update(s.reason for s in page.skipped)
+
+    def merge(self, other: HarvestSummary) -> None:
+        self.pages += other.pages
+        self.records += other.records
+        self.new_inputs += other.new_inputs
+        self.existing += other.existing
+        self.duplicates += other.duplicates
+        self.filtered += other.filtered
+        self.skipped.update(other.skipped)
+        self.restarts += other.restarts
+
+    def lines(self) -> list[str]:
+        skipped = sum(self.skipped.values())
+        out = [
+            f"pages: {self.pages}",
+            f"records: {self.records}",
+            f"new inputs: {self.new_inputs}",
+            f"already stored: {self.existing}",
+            f"filtered out (tiles): {self.filtered}",
+            f"seen twice (keyset restarts: {self.restarts}): {self.duplicates}",
+            f"skipped records: {skipped}",
+        ]
+        out.extend(f"  {reason}: {n}" for reason, n in sorted(self.skipped.items()))
+        return out
+
+
+Checkpoint = Callable[[Connection, odata.Page, HarvestSummary], Awaitable[None]]
+
+
+async def harvest_search(
+    conn: Connection,
+    client: odata.ODataClient,
+    query: HarvestQuery,
+    search: filters.Search,
+    *,
+    checkpoint: Checkpoint | None = None,
+    batch_size: int = 1000,
+    summary: HarvestSummary | None = None,
+    on_page: Callable[[HarvestSummary], None] | None = None,
+) -> HarvestSummary:
+    """Store every product of the search as an input of the query's condition.
+
+    Each page: its wanted products in batches of one statement each, then ``checkpoint``,
+    all in one transaction.
+    """
+    summary = summary or HarvestSummary()
+    async for page in client.pages(search):
+        wanted = [p for p in page.products if search.wants_tile(p.location)]
+        filtered = len(page.products) - len(wanted)
+        new = 0
+        try:
+            async with conn.transaction():
+                for start in range(0, len(wanted), batch_size):
+                    chunk = wanted[start : start + batch_size]
+                    new += await store.store_inputs(conn, query.processing_condition, chunk)
+                summary.add_page(page, len(wanted), new, filtered)
+                if checkpoint is not None:
+                    await checkpoint(conn, page, summary)
+        except psycopg.Error as exc:
+            raise errors.DatabaseError(f"storing a page of {query.name!r} failed: {exc}") from exc
+        log.info(
+            "harvester.page_stored",
+            extra={
+                "query": query.name,
+                "records": page.records,
+                "new_inputs": new,
+                "skipped": len(page.skipped),
+            },
+        )
+        if on_page is not None:
+            on_page(summary)
+    return summary
+
+
+def nrt_search(
+    query: HarvestQuery, watermark: datetime | None, now: datetime, overlap: timedelta
+) -> filters.Search:
+    """The near-real-time search of a query: from its watermark (less the overlap), never
+    before ``now - max_days_since_publication``; sensed after ``now - max_days_since_measurement``.
+    """
+    earliest = now - timedelta(days=query.max_days_since_publication)
+    start = earliest if watermark is None else max(earliest, watermark - overlap)
+    return filters.from_query(
+        query,
+        published_from=start,
+        sensing_from=now - timedelta(days=query.max_days_since_measurement),
+    )
+
+
+async def nrt_pass(
+    conn: Connection,
+    client: odata.ODataClient,
+    config: Config,
+    *,
+    queries: Sequence[HarvestQuery] | None = None,
+    now: datetime | None = None,
+) -> HarvestSummary:
+    """One near-real-time pass over every configured query (or the given ones)."""
+    now = now or _utc_now()
+    overlap = timedelta(minutes=config.harvester.overlap_minutes)
+    total = HarvestSummary()
+    for query in config.harvester.queries if queries is None else queries:
+        search = nrt_search(query, await store.watermark(conn, query.name), now, overlap)
+
+        async def advance(conn: Connection, page: odata.Page, _: HarvestSummary) -> None:
+            if page.last_publication is not None:
+                await store.advance_watermark(conn, query.name, page.last_publication)  # noqa: B023
+
+        summary = await harvest_search(
+            conn,
+            client,
+            query,
+            search,
+            checkpoint=advance,
+            batch_size=config.harvester.batch_size,
+        )
+        log.info(
+            "harvester.nrt_query_done",
+            extra={"query": query.name, "pages": summary.pages, "new_inputs": summary.new_inputs},
+        )
+        total.merge(summary)
+    return total
+
+
+@dataclass
+class ArchiveProgress:
+    """Callbacks for a progress display (all optional)."""
+
+    on_day: Callable[[str, date, HarvestSummary], None] | None = None
+    on_page: Callable[[HarvestSummary], None] | None = None
+    on_resume: Callable[[store.ArchiveCursor], None] | None = None
+
+
+def days_between(from_day: date, to_day: date) -> int:
+    return (to_day - from_day).days + 1
+
+
+class _CursorKeeper:
+    """Keeps an archive cursor up to date, page after page (the checkpoint of each page)."""
+
+    def __init__(self, cursor: store.ArchiveCursor) -> None:
+        self.cursor = cursor
+        self._day_new = 0
+
+    def start_day(self, day: date) -> datetime | None:
+        """Move to ``day``; the publication date to resume that day from, if any."""
+        resume = self.cursor.resume_from if self.cursor.day == day else None
+        self.cursor = dataclasses.replace(self.cursor, day=day, resume_from=resume)
+        self._day_new = 0
+        return resume
+
+    async def checkpoint(self, conn: Connection, page: odata.Page, day: HarvestSummary) -> None:
+        c = self.cursor
+        self.cursor = dataclasses.replace(
+            c,
+            resume_from=page.last_publication or c.resume_from,
+            pages=c.pages + 1,
+            records=c.records + page.records,
+            new_inputs=c.new_inputs + day.new_inputs - self._day_new,
+        )
+        self._day_new = day.new_inputs
+        await store.save_archive_cursor(conn, self.cursor)
+
+
+async def archive(
+    conn: Connection,
+    client: odata.ODataClient,
+    config: Config,
+    from_day: date,
+    to_day: date,
+    *,
+    queries: Sequence[HarvestQuery] | None = None,
+    progress: ArchiveProgress | None = None,
+) -> HarvestSummary:
+    """Walk one-day publication windows ``[from_day, to_day]`` for each query, resumably.
+
+    The cursor (day, last PublicationDate stored, counters) is saved with every page; a
+    rerun with the same query and range resumes from it, and it is deleted at the end. The
+    returned summary covers this run only. The max-days limits of near-real-time passes do
+    not apply: the days asked for are walked whatever their age.
+    """
+    if to_day < from_day:
+        raise errors.ConfigError("--to is before --from")
+    progress = progress or ArchiveProgress()
+    total = HarvestSummary()
+    for query in config.harvester.queries if queries is None else queries:
+        saved = await store.archive_cursor(conn, query.name, from_day, to_day)
+        if saved is not None:
+            log.info(
+                "harvester.archive_resumed",
+                extra={"query": query.name, "day": saved.day.isoformat()},
+            )
+            if progress.on_resume is not None:
+                progress.on_resume(saved)
+        keeper = _CursorKeeper(
+            saved or store.ArchiveCursor(query.name, from_day, to_day, from_day)
+        )
+        day = keeper.cursor.day
+        while day <= to_day:
+            window = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            resume = keeper.start_day(day)
+            search = filters.from_query(
+                query,
+                published_from=max(window, resume) if resume is not None else window,
+                published_to=window + timedelta(days=1),
+            )
+            summary = await harvest_search(
+                conn,
+                client,
+                query,
+                search,
+                checkpoint=keeper.checkpoint,
+                batch_size=config.harvester.batch_size,
+                on_page=progress.on_page,
+            )
+            total.merge(summary)
+            keeper.start_day(day + timedelta(days=1))
+            await store.save_archive_cursor(conn, keeper.cursor)
+            if progress.on_day is not None:
+                progress.on_day(query.name, day, summary)
+            day += timedelta(days=1)
+        await store.delete_archive_cursor(conn, query.name, from_day, to_day)
+        log.info("harvester.archive_done", extra={"query": query.name})
+    return total
+
+
+class HarvesterService:
+    """The harvester as a service of ``hrwsi run`` (see :mod:`hrwsi.services.base`).
+
+    ``http`` is the HTTP client for the catalogue (default: one made from the config, closed
+    by :meth:`aclose`); ``clock`` and ``sleep`` are injectable for tests.
+    """
+
+    name = "harvester"
+    channels = ("product_insertion", "processing_tasks_state_processed")
+
+    def __init__(
+        self,
+        config: Config,
+        db_url: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Clock = _utc_now,
+        retry_sleep: odata.Sleep = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.db_url = db_url
+        self.interval_s = config.database.listener_poll_s
+        self._owns_http = http is None
+        self._http = http or odata.make_http_client(config.catalogue)
+        self.client = odata.ODataClient.from_config(config.catalogue, self._http, sleep=retry_sleep)
+        self._clock = clock
+        self._reconcile_conn: Connection | None = None
+        self._nrt_conn: Connection | None = None
+
+    async def _open(self, current: Connection | None) -> Connection:
+        if current is not None and not current.closed and not current.broken:
+            return current
+        if current is not None:
+            await current.close()
+        return await connect.connect(
+            self.db_url, autocommit=True, timeout_s=self.config.database.connect_timeout_s
+        )
+
+    async def reconcile(self) -> None:
+        """Products → inputs, once for every product not yet an input."""
+        self._reconcile_conn = await self._open(self._reconcile_conn)
+        new = await products_source.products_to_inputs(self._reconcile_conn)
+        if new:
+            log.info("harvester.products_to_inputs", extra={"new_inputs": new})
+
+    async def nrt_pass(self) -> HarvestSummary:
+        """One near-real-time catalogue pass over every configured query."""
+        self._nrt_conn = await self._open(self._nrt_conn)
+        return await nrt_pass(self._nrt_conn, self.client, self.config, now=self._clock())
+
+    async def background(self, stop: asyncio.Event) -> None:
+        """Near-real-time passes every ``interval_minutes`` until ``stop``; a failed pass is
+        logged and the next one tried at the next interval."""
+        if not self.config.harvester.queries:
+            return
+        interval = self.config.harvester.interval_minutes * 60
+        while not stop.is_set():
+            try:
+                summary = await self.nrt_pass()
+                log.info(
+                    "harvester.nrt_pass_done",
+                    extra={
+                        "pages": summary.pages,
+                        "records": summary.records,
+                        "new_inputs": summary.new_inputs,
+                        "skipped": sum(summary.skipped.values()),
+                    },
+                )
+            except errors.HrwsiError as exc:
+                log.warning("harvester.nrt_pass_failed", extra={"error": str(exc)})
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                continue
+
+    async def aclose(self) -> None:
+        for conn in (self._reconcile_conn, self._nrt_conn):
+            if conn is not None and not conn.closed:
+                await conn.close()
+        self._reconcile_conn = self._nrt_conn = None
+        if self._owns_http:
+            await self._http.aclose()
+
+
+__all__ = [
+    "ArchiveProgress",
+    "HarvestSummary",
+    "HarvesterService",
+    "archive",
+    "harvest_search",
+    "nrt_pass",
+    "nrt_search",
+]
