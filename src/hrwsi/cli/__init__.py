@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import dashboard, db
+from hrwsi.cli import dashboard, db, harvest
 
 app = typer.Typer(
     name="hrwsi",
@@ -33,6 +33,7 @@ def _root(
 
 db.register(app)
 dashboard.register(app)
+harvest.register(app)
 
 
 def main() -> None:
