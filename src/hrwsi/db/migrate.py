@@ -1,9 +1,11 @@
 """Create or upgrade the ``hrwsi`` schema from the numbered ``migrations/NNNN_name.sql`` files.
 
-Each file runs in its own transaction and is recorded in ``hrwsi.schema_migrations`` with a
-checksum; a run takes an advisory lock so that two processes migrating at once apply each
-file once. The first migrations are written to be no-ops on an existing HR-WSI v1 database,
-which therefore upgrades in place with its data.
+Each file is recorded in ``hrwsi.schema_migrations`` with a checksum; a run takes an advisory
+lock so that two processes migrating at once apply each file once. All pending files run in
+ONE transaction: when one fails (say, 0003 refusing duplicate inputs in a v1 database) the
+whole run is rolled back, so the database is left exactly as it was, without even the
+``schema_migrations`` table. The first migrations are written to be no-ops on an existing
+HR-WSI v1 database, which therefore upgrades in place with its data.
 """
 
 from __future__ import annotations
@@ -70,36 +72,36 @@ async def migrate(conn: psycopg.AsyncConnection[TupleRow]) -> MigrationReport:
         raise errors.MigrationError("migrate() needs an autocommit connection")
     await conn.execute(queries.get("migrations_lock"), (MIGRATION_LOCK_KEY,))
     try:
-        async with conn.transaction():
-            await conn.execute(queries.get("migrations_create_table"))
-        cur = await conn.execute(queries.get("migrations_applied"))
-        done = {int(row[0]): str(row[1]) for row in await cur.fetchall()}
         applied: list[Migration] = []
-        for migration in available():
-            if migration.version in done:
-                if done[migration.version] != migration.checksum:
-                    log.warning(
-                        "db.migration.changed_since_applied",
-                        extra={"version": migration.version, "migration": migration.name},
-                    )
-                continue
-            try:
-                async with conn.transaction():
+        async with conn.transaction():  # all or nothing: see the module docstring
+            await conn.execute(queries.get("migrations_create_table"))
+            cur = await conn.execute(queries.get("migrations_applied"))
+            done = {int(row[0]): str(row[1]) for row in await cur.fetchall()}
+            for migration in available():
+                if migration.version in done:
+                    if done[migration.version] != migration.checksum:
+                        log.warning(
+                            "db.migration.changed_since_applied",
+                            extra={"version": migration.version, "migration": migration.name},
+                        )
+                    continue
+                try:
                     await conn.execute(migration.sql.encode())  # many statements, no params
                     await conn.execute(
                         queries.get("migrations_record"),
                         (migration.version, migration.name, migration.checksum),
                     )
-            except psycopg.Error as exc:
-                raise errors.MigrationError(
-                    f"migration {migration.version:04d}_{migration.name} failed: "
-                    f"{exc.diag.message_primary or exc}"
-                ) from exc
+                except psycopg.Error as exc:
+                    raise errors.MigrationError(
+                        f"migration {migration.version:04d}_{migration.name} failed "
+                        f"(nothing was changed): {exc.diag.message_primary or exc}"
+                    ) from exc
+                applied.append(migration)
+        for migration in applied:
             log.info(
                 "db.migration.applied",
                 extra={"version": migration.version, "migration": migration.name},
             )
-            applied.append(migration)
         return MigrationReport(applied=applied, already=len(done))
     finally:
         await conn.execute(queries.get("migrations_unlock"), (MIGRATION_LOCK_KEY,))

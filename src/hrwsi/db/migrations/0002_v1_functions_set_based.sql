@@ -1,23 +1,25 @@
 -- The v1 SQL functions, same names, argument types and result types, written as single
 -- set-based SQL statements (no per-row function calls). CREATE OR REPLACE keeps grants and
--- replaces the original plpgsql bodies of an upgraded v1 database.
+-- replaces the original plpgsql bodies of an upgraded v1 database. The parameters keep their
+-- v1 names: PostgreSQL refuses to rename (or unname) an input parameter in CREATE OR REPLACE,
+-- and operators may call the functions with named notation (path => ...).
 
-CREATE OR REPLACE FUNCTION hrwsi.get_input_by_input_path(text)
+CREATE OR REPLACE FUNCTION hrwsi.get_input_by_input_path(path text)
 RETURNS SETOF hrwsi.input LANGUAGE sql STABLE AS $$
     SELECT i.* FROM hrwsi.input AS i WHERE i.input_path = $1 ORDER BY i.id
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.get_input_by_measurement_day(bigint)
+CREATE OR REPLACE FUNCTION hrwsi.get_input_by_measurement_day(day bigint)
 RETURNS SETOF hrwsi.input LANGUAGE sql STABLE AS $$
     SELECT i.* FROM hrwsi.input AS i WHERE i.measurement_day = $1 ORDER BY i.id
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.get_input_by_mission(text)
+CREATE OR REPLACE FUNCTION hrwsi.get_input_by_mission(miss text)
 RETURNS SETOF hrwsi.input LANGUAGE sql STABLE AS $$
     SELECT i.* FROM hrwsi.input AS i WHERE i.mission = $1 ORDER BY i.id
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.get_input_by_input_type(text)
+CREATE OR REPLACE FUNCTION hrwsi.get_input_by_input_type(in_type text)
 RETURNS SETOF hrwsi.input LANGUAGE sql STABLE AS $$
     SELECT i.*
     FROM hrwsi.input AS i
@@ -35,7 +37,7 @@ RETURNS SETOF hrwsi.input LANGUAGE sql STABLE AS $$
     ORDER BY i.id
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.get_number_of_error_statuses_by_processing_task(bigint)
+CREATE OR REPLACE FUNCTION hrwsi.get_number_of_error_statuses_by_processing_task(processing_task_id bigint)
 RETURNS bigint LANGUAGE sql STABLE AS $$
     SELECT count(*)
     FROM hrwsi.nomad_job_dispatch AS d
@@ -43,7 +45,7 @@ RETURNS bigint LANGUAGE sql STABLE AS $$
     WHERE d.processing_task_fk_id = $1 AND w.processing_status_id IN (3, 4)
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.is_processing_task_processed(bigint)
+CREATE OR REPLACE FUNCTION hrwsi.is_processing_task_processed(processing_task_id bigint)
 RETURNS boolean LANGUAGE sql STABLE AS $$
     SELECT EXISTS (
         SELECT 1
@@ -58,7 +60,7 @@ RETURNS SETOF hrwsi.processing_tasks LANGUAGE sql STABLE AS $$
     SELECT pt.* FROM hrwsi.processing_tasks AS pt WHERE pt.has_ended = false ORDER BY pt.id
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.get_status_history_by_processing_task_id(bigint)
+CREATE OR REPLACE FUNCTION hrwsi.get_status_history_by_processing_task_id(processing_task_id bigint)
 RETURNS SETOF hrwsi.processing_status_history LANGUAGE sql STABLE AS $$
     SELECT w.id, w.date, s.code, s.name, w.message
     FROM hrwsi.nomad_job_dispatch AS d
@@ -68,7 +70,9 @@ RETURNS SETOF hrwsi.processing_status_history LANGUAGE sql STABLE AS $$
     ORDER BY w.id
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.get_nomad_job_dispatch_list_by_processing_task_id(bigint)
+CREATE OR REPLACE FUNCTION hrwsi.get_nomad_job_dispatch_list_by_processing_task_id(
+    processing_task_id bigint
+)
 RETURNS SETOF hrwsi.nomad_job_dispatch_info LANGUAGE sql STABLE AS $$
     SELECT pt.nomad_job_id, d.nomad_job_dispatch, d.dispatch_date, d.log_path
     FROM hrwsi.nomad_job_dispatch AS d
@@ -77,7 +81,9 @@ RETURNS SETOF hrwsi.nomad_job_dispatch_info LANGUAGE sql STABLE AS $$
     ORDER BY d.id
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.get_current_nomad_job_dispatch_by_processing_task_id(bigint)
+CREATE OR REPLACE FUNCTION hrwsi.get_current_nomad_job_dispatch_by_processing_task_id(
+    processing_task_id bigint
+)
 RETURNS SETOF hrwsi.nomad_job_dispatch_info LANGUAGE sql STABLE AS $$
     SELECT pt.nomad_job_id, d.nomad_job_dispatch, d.dispatch_date, d.log_path
     FROM hrwsi.nomad_job_dispatch AS d
@@ -88,7 +94,7 @@ RETURNS SETOF hrwsi.nomad_job_dispatch_info LANGUAGE sql STABLE AS $$
 $$;
 
 -- One row: true when every task of the VM is processed, NULL when the VM has no task.
-CREATE OR REPLACE FUNCTION hrwsi.are_all_processing_tasks_in_vm_processed(uuid)
+CREATE OR REPLACE FUNCTION hrwsi.are_all_processing_tasks_in_vm_processed(vm_id uuid)
 RETURNS SETOF boolean LANGUAGE sql STABLE AS $$
     SELECT bool_and(EXISTS (
         SELECT 1
@@ -100,7 +106,7 @@ RETURNS SETOF boolean LANGUAGE sql STABLE AS $$
     WHERE pt.virtual_machine_id = $1
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.get_preceding_processing_task(bigint)
+CREATE OR REPLACE FUNCTION hrwsi.get_preceding_processing_task(processing_task_id bigint)
 RETURNS SETOF hrwsi.processing_tasks LANGUAGE sql STABLE AS $$
     SELECT prev.*
     FROM hrwsi.processing_tasks AS pt
@@ -110,7 +116,7 @@ RETURNS SETOF hrwsi.processing_tasks LANGUAGE sql STABLE AS $$
 $$;
 
 -- One row per preceding task: whether it is processed.
-CREATE OR REPLACE FUNCTION hrwsi.is_preceding_processing_task_processed(bigint)
+CREATE OR REPLACE FUNCTION hrwsi.is_preceding_processing_task_processed(processing_task_id bigint)
 RETURNS SETOF boolean LANGUAGE sql STABLE AS $$
     SELECT EXISTS (
         SELECT 1
@@ -124,22 +130,29 @@ RETURNS SETOF boolean LANGUAGE sql STABLE AS $$
     ORDER BY prev.id
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.is_one_processing_task_processed_for_an_input(bigint)
+-- One row: whether some task of the input is processed; NULL when the input has no task (v1
+-- aggregated over the input's tasks).
+CREATE OR REPLACE FUNCTION hrwsi.is_one_processing_task_processed_for_an_input(input_id bigint)
 RETURNS SETOF boolean LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (
+    SELECT bool_or(EXISTS (
         SELECT 1
-        FROM hrwsi.processing_tasks AS pt
-        JOIN hrwsi.nomad_job_dispatch AS d ON d.processing_task_fk_id = pt.id
+        FROM hrwsi.nomad_job_dispatch AS d
         JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
-        WHERE pt.input_fk_id = $1 AND w.processing_status_id = 2
-    )
-$$;
-
-CREATE OR REPLACE FUNCTION hrwsi.are_all_processing_tasks_ended_for_an_input(bigint)
-RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT count(*) > 0 AND bool_and(coalesce(pt.has_ended, false))
+        WHERE d.processing_task_fk_id = pt.id AND w.processing_status_id = 2
+    ))
     FROM hrwsi.processing_tasks AS pt
     WHERE pt.input_fk_id = $1
+$$;
+
+-- The input has tasks and none has has_ended = false: as in v1, a task whose has_ended is NULL
+-- does not hold the input back.
+CREATE OR REPLACE FUNCTION hrwsi.are_all_processing_tasks_ended_for_an_input(input_id bigint)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM hrwsi.processing_tasks AS pt WHERE pt.input_fk_id = $1)
+        AND NOT EXISTS (
+            SELECT 1 FROM hrwsi.processing_tasks AS pt
+            WHERE pt.input_fk_id = $1 AND pt.has_ended = false
+        )
 $$;
 
 -- Tasks with no dispatch yet whose preceding input is NULL or has a processed task.
@@ -174,24 +187,32 @@ RETURNS SETOF text LANGUAGE sql STABLE AS $$
     ORDER BY 1
 $$;
 
--- Inputs having tasks created after the date, all of those ended and none processed.
-CREATE OR REPLACE FUNCTION hrwsi.get_id_of_unprocessed_inputs_with_all_pt_ended(timestamp)
+-- One row per task created after the date with has_ended = true whose input has no task
+-- with has_ended = false and no processed task (over all its tasks, whatever their date). An
+-- input with two such tasks comes out twice: v1 returned one row per task, and so do we.
+CREATE OR REPLACE FUNCTION hrwsi.get_id_of_unprocessed_inputs_with_all_pt_ended(
+    pt_creation_date timestamp
+)
 RETURNS SETOF bigint LANGUAGE sql STABLE AS $$
     SELECT pt.input_fk_id
     FROM hrwsi.processing_tasks AS pt
-    WHERE pt.creation_date > $1 AND pt.input_fk_id IS NOT NULL
-    GROUP BY pt.input_fk_id
-    HAVING bool_and(coalesce(pt.has_ended, false))
-        AND NOT bool_or(EXISTS (
+    WHERE pt.has_ended = true
+        AND pt.creation_date > $1
+        AND NOT EXISTS (
+            SELECT 1 FROM hrwsi.processing_tasks AS other
+            WHERE other.input_fk_id = pt.input_fk_id AND other.has_ended = false
+        )
+        AND NOT EXISTS (
             SELECT 1
-            FROM hrwsi.nomad_job_dispatch AS d
+            FROM hrwsi.processing_tasks AS other
+            JOIN hrwsi.nomad_job_dispatch AS d ON d.processing_task_fk_id = other.id
             JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
-            WHERE d.processing_task_fk_id = pt.id AND w.processing_status_id = 2
-        ))
-    ORDER BY pt.input_fk_id
+            WHERE other.input_fk_id = pt.input_fk_id AND w.processing_status_id = 2
+        )
+    ORDER BY pt.input_fk_id, pt.id
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.is_product_indexed(bigint)
+CREATE OR REPLACE FUNCTION hrwsi.is_product_indexed(product_id bigint)
 RETURNS boolean LANGUAGE sql STABLE AS $$
     SELECT EXISTS (
         SELECT 1 FROM hrwsi.indexation_workflow AS iw
@@ -199,7 +220,7 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
     )
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.is_product_indexation_currently_failed(bigint)
+CREATE OR REPLACE FUNCTION hrwsi.is_product_indexation_currently_failed(product_id bigint)
 RETURNS boolean LANGUAGE sql STABLE AS $$
     SELECT coalesce((
         SELECT iw.failure_date IS NOT NULL
@@ -210,7 +231,9 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
     ), false)
 $$;
 
-CREATE OR REPLACE FUNCTION hrwsi.get_indexation_file_path_by_type_name_by_product_id(text, bigint)
+CREATE OR REPLACE FUNCTION hrwsi.get_indexation_file_path_by_type_name_by_product_id(
+    type_name text, product_id bigint
+)
 RETURNS text LANGUAGE sql STABLE AS $$
     SELECT j.path
     FROM hrwsi.indexation_json AS j
