@@ -15,7 +15,8 @@
     ├── ExecutorError            an executor could not submit, follow or cancel an attempt
     │   ├── ExecutorTransient    may succeed if tried again (Nomad unreachable, 5xx, leader loss)
     │   └── ExecutorRejected     refused for good (bad job spec, permission denied)
-    └── TaskNotFound             an operator named a task that does not exist
+    ├── TaskNotFound             an operator named a task that does not exist
+    └── TaskNotRetryable         an operator asked to retry a task that cannot be retried
 """
 
 from __future__ import annotations
@@ -116,3 +117,12 @@ class TaskNotFound(HrwsiError):
     def __init__(self, task_id: int) -> None:
         self.task_id = task_id
         super().__init__(f"processing task {task_id} does not exist")
+
+
+class TaskNotRetryable(HrwsiError):
+    """An operator asked to retry a task that has not failed for good (or is superseded)."""
+
+    def __init__(self, task_id: int, reason: str) -> None:
+        self.task_id = task_id
+        self.reason = reason
+        super().__init__(f"processing task {task_id} cannot be retried: {reason}")
