@@ -1,0 +1,697 @@
+"""Plan tasks on the fewest VMs within a horizon and quotas (pure, no I/O).
+
+The model (see :mod:`hrwsi.domain.planning`): a VM has the flavour of one routine and runs that
+routine's tasks one after another; it holds its flavour's cpu, ram, storage and one VM slot from
+its first task's start to its last task's end; a task starts once all its dependencies ended.
+Objective, in order: every task ends by ``t_max`` with no quota exceeded at any minute; fewest
+VMs; fewest VM-minutes; earliest makespan.
+
+How it plans:
+
+1. **Bounds and proofs.** Critical-path heads and tails give every task a window
+   ``[head, t_max - tail_after]``. A VM of a routine of duration ``d`` runs at most
+   ``(b - a) // d`` tasks inside ``[a, b]``, which bounds each routine's VM count from below
+   (tightened over every release / deadline threshold); the per-routine bounds add up because a
+   VM has one flavour. The makespan is bounded by the critical path, by resource-time area over
+   each quota (``sum(cpu * d) / cpu_max`` ...), and per routine by how many of its tasks can run
+   at once under the quotas. An instance is *impossible* only when such a bound exceeds ``t_max``
+   or a routine does not fit the quotas at all.
+2. **Search.** An event-driven list scheduler runs with a VM budget per routine: at each event
+   time it hands ready tasks (most urgent latest-start first) to idle VMs of their routine and
+   opens new VMs round-robin across routines while the budget and the quotas *at that instant*
+   allow. Usage only drops between two openings, so checking at the opening is exact: the quota
+   profile is event based, never a per-minute array. The budget starts at the lower bound and
+   grows in proportion to the lateness of routines whose budget held their tasks back; other
+   strategies (VMs that close when idle, another routine order, random priorities for small
+   instances) follow if that fails, then a reduction pass tries one VM fewer per routine.
+3. **Answer.** ``planned`` with the best schedule; ``impossible`` with the proof; or
+   ``search_failed`` when no schedule was found although none of the proofs applies.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hrwsi.domain import errors
+from hrwsi.domain.planning import VM, Instance, LowerBound, Plan, ScheduledTask
+
+DEFAULT_TIME_LIMIT_S = 1.5
+"""Search time when the caller gives none; the first schedule is always computed in full."""
+
+_RULE_URGENCY = 0  # routine whose most urgent ready task has the earliest latest-start first
+_RULE_WORK = 1  # routine with the most remaining work per VM it may still open first
+_RULE_AREA = 2  # routine with the largest remaining resource-time first
+
+
+@dataclass(slots=True)
+class _Compiled:
+    """The instance as flat integer arrays (index-based, fast to simulate)."""
+
+    n: int
+    ids: list[str]
+    routine_names: list[str]
+    cpu: list[int]
+    ram: list[int]
+    storage: list[int]
+    rdur: list[int]
+    count: list[int]  # tasks per routine
+    task_routine: list[int]
+    succ: list[list[int]]
+    npred: list[int]
+    head: list[int]  # earliest start from the critical path
+    latest_start: list[int]  # t_max minus the critical path from the task's start to the end
+    t_max: int
+    quota: tuple[int, int, int, int]
+
+
+@dataclass(slots=True)
+class _Schedule:
+    """One run of the list scheduler."""
+
+    complete: bool  # every task was assigned
+    feasible: bool  # complete and every task ends by t_max
+    start: list[int]
+    vm_of: list[int]
+    vm_routine: list[int]
+    vm_start: list[int]
+    vm_stop: list[int]
+    grow: list[int]  # per routine: suggested VM budget when its budget made tasks late
+    n_vms: int
+    vm_minutes: int
+    makespan: int
+
+    def key(self) -> tuple[int, int, int]:
+        return (self.n_vms, self.vm_minutes, self.makespan)
+
+
+def plan(instance: Instance, *, time_limit_s: float | None = None) -> Plan:
+    """Plan ``instance``; raises :class:`errors.PlanningError` if it is malformed.
+
+    ``time_limit_s`` bounds the search after the first schedule (``None``: a default of
+    :data:`DEFAULT_TIME_LIMIT_S`); a larger limit can only improve the answer.
+    """
+    began = time.perf_counter()
+    c = _compile(instance)
+    bound, reason = _bounds(c)
+    if reason:
+        return Plan(
+            status="impossible",
+            reason=reason,
+            lower_bound=bound,
+            seconds=time.perf_counter() - began,
+        )
+    if c.n == 0:
+        return Plan(status="planned", lower_bound=bound, seconds=time.perf_counter() - began)
+    limit = DEFAULT_TIME_LIMIT_S if time_limit_s is None else max(0.0, time_limit_s)
+    best = _search(c, _routine_bounds(c), began + limit)
+    if best is None:
+        return Plan(
+            status="search_failed",
+            reason=(
+                "no schedule found within the search limits, although no bound proves the "
+                "instance impossible (quotas or the horizon are probably tight)"
+            ),
+            lower_bound=bound,
+            seconds=time.perf_counter() - began,
+        )
+    vms = _vms(c, best)
+    return Plan(
+        status="planned",
+        vms=vms,
+        makespan=best.makespan,
+        vm_minutes=best.vm_minutes,
+        lower_bound=bound,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def lower_bound(instance: Instance) -> LowerBound:
+    """Lower bounds on the VM count and makespan of any schedule of ``instance``."""
+    return _bounds(_compile(instance))[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Compilation: validate and flatten.
+
+
+def _compile(instance: Instance) -> _Compiled:
+    limits = instance.limits
+    for field_name in ("t_max", "cpu_max", "ram_max", "storage_max", "vm_max"):
+        value = getattr(limits, field_name)
+        if not isinstance(value, int) or value < 0:
+            raise errors.PlanningError(
+                f"limits.{field_name} must be an integer >= 0, got {value!r}"
+            )
+    routine_names = sorted(instance.routines)
+    rindex = {name: i for i, name in enumerate(routine_names)}
+    cpu: list[int] = []
+    ram: list[int] = []
+    storage: list[int] = []
+    rdur: list[int] = []
+    for name in routine_names:
+        spec = instance.routines[name]
+        for field_name in ("cpu", "ram", "storage"):
+            value = getattr(spec, field_name)
+            if not isinstance(value, int) or value < 0:
+                raise errors.PlanningError(
+                    f"routine {name!r}: {field_name} must be an integer >= 0, got {value!r}"
+                )
+        if not isinstance(spec.duration, int) or spec.duration < 1:
+            raise errors.PlanningError(
+                f"routine {name!r}: duration must be an integer >= 1 minute, got {spec.duration!r}"
+            )
+        cpu.append(spec.cpu)
+        ram.append(spec.ram)
+        storage.append(spec.storage)
+        rdur.append(spec.duration)
+
+    tasks = instance.tasks
+    n = len(tasks)
+    ids = [t.id for t in tasks]
+    index: dict[str, int] = {}
+    for i, tid in enumerate(ids):
+        if tid in index:
+            raise errors.PlanningError(f"task id {tid!r} appears twice")
+        index[tid] = i
+    task_routine = [0] * n
+    count = [0] * len(routine_names)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    npred = [0] * n
+    for i, t in enumerate(tasks):
+        r = rindex.get(t.routine)
+        if r is None:
+            raise errors.PlanningError(f"task {t.id!r}: unknown routine {t.routine!r}")
+        task_routine[i] = r
+        count[r] += 1
+        if t.depends_on:
+            for dep in set(t.depends_on):
+                j = index.get(dep)
+                if j is None:
+                    raise errors.PlanningError(f"task {t.id!r}: depends on unknown task {dep!r}")
+                if j == i:
+                    raise errors.PlanningError(f"task {t.id!r} depends on itself")
+                succ[j].append(i)
+                npred[i] += 1
+
+    order = _topological_order(succ, npred, ids)
+    dur = [rdur[r] for r in task_routine]
+    head = [0] * n
+    for i in order:
+        end = head[i] + dur[i]
+        for s in succ[i]:
+            if head[s] < end:
+                head[s] = end
+    tail = dur[:]  # longest path from the task's start to the end, the task included
+    for i in reversed(order):
+        best = 0
+        for s in succ[i]:
+            if tail[s] > best:
+                best = tail[s]
+        tail[i] += best
+    t_max = limits.t_max
+    return _Compiled(
+        n=n,
+        ids=ids,
+        routine_names=routine_names,
+        cpu=cpu,
+        ram=ram,
+        storage=storage,
+        rdur=rdur,
+        count=count,
+        task_routine=task_routine,
+        succ=succ,
+        npred=npred,
+        head=head,
+        latest_start=[t_max - x for x in tail],
+        t_max=t_max,
+        quota=(limits.cpu_max, limits.ram_max, limits.storage_max, limits.vm_max),
+    )
+
+
+def _topological_order(succ: list[list[int]], npred: list[int], ids: list[str]) -> list[int]:
+    remaining = npred[:]
+    order = [i for i, k in enumerate(remaining) if k == 0]
+    pos = 0
+    while pos < len(order):
+        for s in succ[order[pos]]:
+            remaining[s] -= 1
+            if remaining[s] == 0:
+                order.append(s)
+        pos += 1
+    if len(order) < len(ids):
+        cyclic = sorted(ids[i] for i, k in enumerate(remaining) if k > 0)
+        shown = ", ".join(repr(x) for x in cyclic[:5])
+        more = f" and {len(cyclic) - 5} more" if len(cyclic) > 5 else ""
+        raise errors.PlanningError(f"dependency cycle among tasks {shown}{more}")
+    return order
+
+
+# --------------------------------------------------------------------------------------------
+# Lower bounds and proofs of impossibility.
+
+
+def _routine_bounds(c: _Compiled) -> list[int]:
+    """Per routine, the fewest VMs that can run its tasks inside their time windows."""
+    nr = len(c.routine_names)
+    releases: list[list[int]] = [[] for _ in range(nr)]
+    deadlines: list[list[int]] = [[] for _ in range(nr)]
+    for i in range(c.n):
+        r = c.task_routine[i]
+        releases[r].append(c.head[i])
+        deadlines[r].append(c.latest_start[i] + c.rdur[r])
+    out = [0] * nr
+    for r in range(nr):
+        if not releases[r]:
+            continue
+        d = c.rdur[r]
+        rel = sorted(releases[r])
+        dl = sorted(deadlines[r])
+        lo, hi = rel[0], dl[-1]
+        need = 1
+        # Tasks released at or after rel[k] must all run inside [rel[k], hi].
+        m = len(rel)
+        for k in range(m):
+            if k and rel[k] == rel[k - 1]:
+                continue
+            per_vm = (hi - rel[k]) // d
+            if per_vm <= 0:
+                return _unbounded(nr)
+            need = max(need, -(-(m - k) // per_vm))
+        # Tasks due at or before dl[k] must all run inside [lo, dl[k]].
+        for k in range(m - 1, -1, -1):
+            if k < m - 1 and dl[k] == dl[k + 1]:
+                continue
+            per_vm = (dl[k] - lo) // d
+            if per_vm <= 0:
+                return _unbounded(nr)
+            need = max(need, -(-(k + 1) // per_vm))
+        out[r] = need
+    return out
+
+
+def _unbounded(nr: int) -> list[int]:
+    return [-1] * nr
+
+
+def _bounds(c: _Compiled) -> tuple[LowerBound, str]:
+    """The lower bound and, when one proves the instance impossible, the reason."""
+    cpu_max, ram_max, storage_max, vm_max = c.quota
+    nr = len(c.routine_names)
+    reasons: list[str] = []
+    makespan = 0
+    for r in range(nr):
+        if not c.count[r]:
+            continue
+        name = c.routine_names[r]
+        too_big = [
+            f"{label} {need} > {label}_max {cap}"
+            for label, need, cap in (
+                ("cpu", c.cpu[r], cpu_max),
+                ("ram", c.ram[r], ram_max),
+                ("storage", c.storage[r], storage_max),
+            )
+            if need > cap
+        ]
+        if vm_max < 1:
+            too_big.append("vm_max is 0")
+        if too_big:
+            reasons.append(f"routine {name!r} does not fit the quotas: {', '.join(too_big)}")
+    if c.n:
+        path = max(c.t_max - ls for ls in c.latest_start)
+        makespan = path
+        if path > c.t_max:
+            reasons.append(f"the longest dependency chain takes {path} min > t_max {c.t_max}")
+    if reasons:
+        return LowerBound(vms=_vm_bound_or_zero(c), makespan=makespan), "; ".join(reasons)
+
+    # Resource-time area: every quota is held at least for the work that uses it.
+    work = [c.count[r] * c.rdur[r] for r in range(nr)]
+    for label, per, cap in (
+        ("cpu", c.cpu, cpu_max),
+        ("ram", c.ram, ram_max),
+        ("storage", c.storage, storage_max),
+        ("vm", [1] * nr, vm_max),
+    ):
+        area = sum(per[r] * work[r] for r in range(nr))
+        if area and cap:
+            needed = -(-area // cap)
+            makespan = max(makespan, needed)
+            if needed > c.t_max:
+                reasons.append(
+                    f"{label}-minutes needed {area} > {label}_max {cap} x t_max {c.t_max}"
+                )
+    # Per routine: at most k of its tasks run at once under the quotas.
+    first_head = [c.t_max] * nr
+    min_after = [c.t_max] * nr
+    for i in range(c.n):
+        r = c.task_routine[i]
+        first_head[r] = min(first_head[r], c.head[i])
+        after = c.t_max - c.latest_start[i] - c.rdur[r]
+        min_after[r] = min(min_after[r], after)
+    for r in range(nr):
+        if not c.count[r]:
+            continue
+        k = vm_max
+        for per, cap in ((c.cpu, cpu_max), (c.ram, ram_max), (c.storage, storage_max)):
+            if per[r]:
+                k = min(k, cap // per[r])
+        span = first_head[r] + -(-c.count[r] // k) * c.rdur[r] + min_after[r]
+        makespan = max(makespan, span)
+        if span > c.t_max:
+            reasons.append(
+                f"routine {c.routine_names[r]!r}: at most {k} of its {c.count[r]} tasks run at "
+                f"once under the quotas, so they need until minute {span} > t_max {c.t_max}"
+            )
+    per_routine = _routine_bounds(c)
+    if any(x < 0 for x in per_routine):
+        reasons.append("a routine's tasks do not fit inside their time windows")
+    vms = sum(x for x in per_routine if x > 0)
+    return LowerBound(vms=vms, makespan=makespan), "; ".join(reasons)
+
+
+def _vm_bound_or_zero(c: _Compiled) -> int:
+    per_routine = _routine_bounds(c)
+    return 0 if any(x < 0 for x in per_routine) else sum(per_routine)
+
+
+# --------------------------------------------------------------------------------------------
+# The list scheduler.
+
+
+def _simulate(
+    c: _Compiled,
+    budget: Sequence[int],
+    *,
+    rule: int,
+    hold: bool,
+    noise: list[int] | None = None,
+) -> _Schedule:
+    """Run the event-driven list scheduler once with ``budget[r]`` VMs at most per routine.
+
+    ``hold``: an idle VM stays open while its routine still has unassigned tasks (fewer VMs);
+    otherwise it closes as soon as nothing is ready for it (frees quota, more VMs).
+    ``noise``: per-task priority offsets (random restarts).
+    """
+    n = c.n
+    nr = len(c.routine_names)
+    cpu, ram, sto, rdur = c.cpu, c.ram, c.storage, c.rdur
+    cpu_max, ram_max, sto_max, vm_max = c.quota
+    task_routine, succ = c.task_routine, c.succ
+    npred = c.npred[:]
+    # Priority key: latest start (earlier = more urgent), then index; packed in one int.
+    prio = (
+        c.latest_start
+        if noise is None
+        else [a + b for a, b in zip(c.latest_start, noise, strict=True)]
+    )
+    shift = min(prio) if n else 0
+    ready: list[list[int]] = [[] for _ in range(nr)]
+    for i in range(n):
+        if npred[i] == 0:
+            ready[task_routine[i]].append((prio[i] - shift) * n + i)
+    for q in ready:
+        heapq.heapify(q)
+    ready_at = [0] * n
+    unassigned = c.count[:]
+    opened = [0] * nr
+    idle: list[list[int]] = [[] for _ in range(nr)]
+    u_cpu = u_ram = u_sto = u_vm = 0
+    vm_routine: list[int] = []
+    vm_start: list[int] = []
+    vm_stop: list[int] = []
+    start = [0] * n
+    vm_of = [0] * n
+    events: dict[int, list[int]] = {}
+    times: list[int] = []
+    first_start = [-1] * nr
+    remaining_work = [c.count[r] * rdur[r] for r in range(nr)]
+    area = [remaining_work[r] * (cpu[r] + ram[r] + sto[r] + 1) for r in range(nr)]
+    t = 0
+    completed: list[int] = []
+
+    while True:
+        # 1. Completions at t: release successors, VMs become idle.
+        for task in completed:
+            for s in succ[task]:
+                npred[s] -= 1
+                if npred[s] == 0:
+                    heapq.heappush(ready[task_routine[s]], (prio[s] - shift) * n + s)
+                    ready_at[s] = t
+            idle[task_routine[task]].append(vm_of[task])
+        # 2. Ready tasks to idle VMs; 3. close the VMs no longer needed.
+        for r in range(nr):
+            q = ready[r]
+            free = idle[r]
+            while q and free:
+                vm = free.pop()
+                task = heapq.heappop(q) % n
+                start[task] = t
+                vm_of[task] = vm
+                end = t + rdur[r]
+                vm_stop[vm] = end
+                unassigned[r] -= 1
+                bucket = events.get(end)
+                if bucket is None:
+                    events[end] = [task]
+                    heapq.heappush(times, end)
+                else:
+                    bucket.append(task)
+            if free and (not hold or unassigned[r] == 0):
+                k = len(free)
+                u_cpu -= cpu[r] * k
+                u_ram -= ram[r] * k
+                u_sto -= sto[r] * k
+                u_vm -= k
+                free.clear()
+        # 4. Open new VMs, one per routine per round, most critical routine first.
+        candidates = [r for r in range(nr) if ready[r] and opened[r] < budget[r]]
+        if candidates:
+            if len(candidates) > 1:
+                if rule == _RULE_URGENCY:
+                    candidates.sort(key=lambda r: ready[r][0])
+                elif rule == _RULE_WORK:
+                    for r in candidates:
+                        remaining_work[r] = unassigned[r] * rdur[r]
+                    candidates.sort(key=lambda r: -remaining_work[r] / (budget[r] - opened[r]))
+                else:
+                    candidates.sort(key=lambda r: -area[r] * unassigned[r])
+            progress = True
+            while progress:
+                progress = False
+                for r in candidates:
+                    if not ready[r] or opened[r] >= budget[r]:
+                        continue
+                    if (
+                        u_cpu + cpu[r] > cpu_max
+                        or u_ram + ram[r] > ram_max
+                        or u_sto + sto[r] > sto_max
+                        or u_vm + 1 > vm_max
+                    ):
+                        continue
+                    u_cpu += cpu[r]
+                    u_ram += ram[r]
+                    u_sto += sto[r]
+                    u_vm += 1
+                    opened[r] += 1
+                    vm = len(vm_routine)
+                    vm_routine.append(r)
+                    vm_start.append(t)
+                    vm_stop.append(t)
+                    if first_start[r] < 0:
+                        first_start[r] = t
+                    task = heapq.heappop(ready[r]) % n
+                    start[task] = t
+                    vm_of[task] = vm
+                    end = t + rdur[r]
+                    vm_stop[vm] = end
+                    unassigned[r] -= 1
+                    bucket = events.get(end)
+                    if bucket is None:
+                        events[end] = [task]
+                        heapq.heappush(times, end)
+                    else:
+                        bucket.append(task)
+                    progress = True
+        if not times:
+            break
+        t = heapq.heappop(times)
+        completed = events.pop(t)
+
+    complete = not any(unassigned)
+    makespan = max(vm_stop) if vm_stop else 0
+    feasible = complete and makespan <= c.t_max
+    grow = list(budget)
+    if not feasible:
+        grow = _grow(c, budget, opened, start, ready_at, first_start, complete, unassigned)
+    return _Schedule(
+        complete=complete,
+        feasible=feasible,
+        start=start,
+        vm_of=vm_of,
+        vm_routine=vm_routine,
+        vm_start=vm_start,
+        vm_stop=vm_stop,
+        grow=grow,
+        n_vms=len(vm_routine),
+        vm_minutes=sum(b - a for a, b in zip(vm_start, vm_stop, strict=True)),
+        makespan=makespan,
+    )
+
+
+def _grow(
+    c: _Compiled,
+    budget: Sequence[int],
+    opened: list[int],
+    start: list[int],
+    ready_at: list[int],
+    first_start: list[int],
+    complete: bool,
+    unassigned: list[int],
+) -> list[int]:
+    """A larger budget for the routines whose budget made their own tasks late."""
+    nr = len(c.routine_names)
+    last_end = [0] * nr
+    deadline = [0] * nr
+    waited_late = [False] * nr
+    for i in range(c.n):
+        r = c.task_routine[i]
+        d = c.rdur[r]
+        due = c.latest_start[i] + d
+        if due > deadline[r]:
+            deadline[r] = due
+        if unassigned[r]:
+            continue
+        end = start[i] + d
+        if end > last_end[r]:
+            last_end[r] = end
+        if end > due and start[i] > ready_at[i]:
+            waited_late[r] = True
+    grow = list(budget)
+    for r in range(nr):
+        if opened[r] < budget[r]:
+            continue  # the budget did not bind: quotas or dependencies held it back
+        k = budget[r]
+        if unassigned[r] and not complete:
+            grow[r] = k + 1
+        elif waited_late[r]:
+            s = max(first_start[r], 0)
+            room = deadline[r] - s
+            want = k + 1
+            if room > 0:
+                want = max(want, math.ceil(k * (last_end[r] - s) / room))
+            grow[r] = min(want, c.count[r])
+    return grow
+
+
+# --------------------------------------------------------------------------------------------
+# The search over VM budgets and strategies.
+
+
+def _search(c: _Compiled, floor: list[int], deadline: float) -> _Schedule | None:
+    best: _Schedule | None = None
+    best_strategy: tuple[int, bool] = (_RULE_URGENCY, True)
+    best_budget: list[int] = []
+    nr = len(c.routine_names)
+    start_budget = [max(1, x) if c.count[r] else 0 for r, x in enumerate(floor)]
+    pass_seconds = 0.0
+
+    def out_of_time() -> bool:
+        return time.perf_counter() + pass_seconds > deadline
+
+    def run(budget: list[int], rule: int, hold: bool, noise: list[int] | None = None) -> _Schedule:
+        nonlocal best, best_strategy, best_budget, pass_seconds
+        began = time.perf_counter()
+        s = _simulate(c, budget, rule=rule, hold=hold, noise=noise)
+        pass_seconds = max(pass_seconds, time.perf_counter() - began)
+        if s.feasible and (best is None or s.key() < best.key()):
+            best, best_strategy, best_budget = s, (rule, hold), list(budget)
+        return s
+
+    # Budget growth under each strategy; the first is computed whatever the time limit.
+    for rule, hold in (
+        (_RULE_URGENCY, True),
+        (_RULE_WORK, True),
+        (_RULE_AREA, True),
+        (_RULE_URGENCY, False),
+    ):
+        budget = list(start_budget)
+        for _ in range(64):
+            s = run(budget, rule, hold)
+            if s.feasible or s.grow == budget:
+                break
+            budget = s.grow
+            if out_of_time():
+                break
+        if best is not None and best.n_vms <= sum(start_budget):
+            break
+        if out_of_time():
+            break
+    if best is None and not out_of_time():
+        # Relaxed: unlimited VMs that close when idle (pure resource-constrained scheduling).
+        run(list(c.count), _RULE_URGENCY, False)
+    if best is None:
+        rng = random.Random(len(c.ids) * 7919 + c.t_max)
+        spread = max(1, c.t_max // 4)
+        while best is None and not out_of_time():
+            noise = [rng.randrange(spread) for _ in range(c.n)]
+            rule = rng.choice((_RULE_URGENCY, _RULE_WORK, _RULE_AREA))
+            run(list(c.count), rule, False, noise)
+            if best is None:
+                budget = [max(x, 1) if c.count[r] else 0 for r, x in enumerate(floor)]
+                for _ in range(16):
+                    s = run(budget, rule, True, noise)
+                    if s.feasible or s.grow == budget or out_of_time():
+                        break
+                    budget = s.grow
+    if best is None:
+        return None
+
+    # Reduction: one VM fewer per routine while it still plans.
+    rule, hold = best_strategy
+    improved = True
+    while improved and not out_of_time():
+        improved = False
+        used = [0] * nr
+        for r in best.vm_routine:
+            used[r] += 1
+        for r in range(nr):
+            if used[r] <= max(floor[r], 1) or out_of_time():
+                continue
+            budget = list(best_budget)
+            budget[r] = used[r] - 1
+            before = best
+            run(budget, rule, hold)
+            if best is not before:
+                improved = True
+    return best
+
+
+def _vms(c: _Compiled, s: _Schedule) -> tuple[VM, ...]:
+    per_vm: list[list[int]] = [[] for _ in s.vm_routine]
+    order = sorted(range(c.n), key=s.start.__getitem__)
+    for i in order:
+        per_vm[s.vm_of[i]].append(i)
+    by_start = sorted(range(len(s.vm_routine)), key=lambda v: (s.vm_start[v], s.vm_routine[v]))
+    counters = [0] * len(c.routine_names)
+    out: list[VM] = []
+    ids, start, rdur = c.ids, s.start, c.rdur
+    for v in by_start:
+        r = s.vm_routine[v]
+        counters[r] += 1
+        d = rdur[r]
+        flavour = c.routine_names[r]
+        out.append(
+            VM(
+                name=f"vm-{flavour}-{counters[r]}",
+                flavour=flavour,
+                start=s.vm_start[v],
+                stop=s.vm_stop[v],
+                tasks=tuple(ScheduledTask(ids[i], start[i], start[i] + d) for i in per_vm[v]),
+            )
+        )
+    return tuple(out)
