@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import dashboard, db, harvest
+from hrwsi.cli import dashboard, db, harvest, retry
 
 app = typer.Typer(
     name="hrwsi",
@@ -34,6 +34,7 @@ def _root(
 db.register(app)
 dashboard.register(app)
 harvest.register(app)
+retry.register(app)
 
 
 def main() -> None:

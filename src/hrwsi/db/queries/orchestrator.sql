@@ -127,3 +127,45 @@ SELECT count(*), pg_notify('processing_task_insertion', json_build_object(
     'count', count(*), 'min_id', min(id), 'max_id', max(id))::text)
 FROM released
 HAVING count(*) > 0
+
+-- name: orchestrator_retry_lock_task
+-- Lock one task for an operator retry and report what decides whether it may be retried.
+SELECT pt.id, pt.input_fk_id, pt.has_ended, pt.extra_attempts,
+       EXISTS (
+           SELECT 1
+           FROM hrwsi.nomad_job_dispatch AS d
+           JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
+           WHERE d.processing_task_fk_id = pt.id AND w.processing_status_id = 2
+       ) AS processed,
+       (SELECT count(*) FROM hrwsi.nomad_job_dispatch AS d
+        WHERE d.processing_task_fk_id = pt.id) AS dispatches,
+       (SELECT min(o.id) FROM hrwsi.processing_tasks AS o
+        WHERE o.input_fk_id = pt.input_fk_id AND o.id <> pt.id AND o.has_ended IS NOT TRUE)
+           AS live_sibling
+FROM hrwsi.processing_tasks AS pt
+WHERE pt.id = %(task_id)s
+FOR UPDATE OF pt
+
+-- name: orchestrator_retry_task
+-- Reopen an ended task with one more attempt, record the operator's action, wake the launcher.
+WITH reopened AS (
+    UPDATE hrwsi.processing_tasks
+    SET has_ended = false, extra_attempts = extra_attempts + 1
+    WHERE id = %(task_id)s
+    RETURNING id, extra_attempts
+),
+recorded AS (
+    INSERT INTO hrwsi.task_retry
+        (processing_task_fk_id, requested_by, reason, dispatches_before, extra_attempts_after)
+    SELECT id, %(requested_by)s, %(reason)s, %(dispatches)s, extra_attempts FROM reopened
+    RETURNING processing_task_fk_id, extra_attempts_after
+)
+SELECT r.extra_attempts_after,
+       pg_notify('processing_task_insertion', json_build_object(
+           'count', 1, 'min_id', r.processing_task_fk_id, 'max_id', r.processing_task_fk_id,
+           'retry', true)::text)
+FROM recorded AS r
+
+-- name: orchestrator_lock
+-- Wait for the planning lock for this transaction (operator actions that change live tasks).
+SELECT pg_advisory_xact_lock(%(key)s)

@@ -1,0 +1,110 @@
+"""``hrwsi retry TASK_ID``: give a terminally failed task another attempt.
+
+What it does, in one transaction that holds the planning lock (so the orchestrator cannot
+re-plan the input at the same moment):
+
+* the task must exist (else exit 1), have ended (``has_ended``), not be processed, and its
+  input must have no other live task (the orchestrator may already have re-planned it: retry
+  that newer task instead);
+* ``has_ended`` goes back to false and ``processing_tasks.extra_attempts`` grows by one. The
+  launcher adds ``extra_attempts`` to every attempt limit it applies to the task (it counts
+  attempts from ``nomad_job_dispatch`` rows), so the task gets exactly one more dispatch even
+  when the retry policy had given up on it;
+* the action is recorded in ``hrwsi.task_retry`` (who, when, why, dispatches so far);
+* ``processing_task_insertion`` is notified (``{"count": 1, "min_id": id, "max_id": id,
+  "retry": true}``) to wake the launcher.
+
+The task keeps its VM and its place in the chain; a task chained after it that the
+orchestrator already unchained (its predecessor had failed) does not wait for it again.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+
+import psycopg
+import typer
+
+from hrwsi.cli import common
+from hrwsi.db import connect, queries
+from hrwsi.domain import errors
+from hrwsi.services import orchestrator
+
+
+@dataclass(frozen=True, slots=True)
+class Retried:
+    task_id: int
+    input_id: int | None
+    dispatches_before: int
+    extra_attempts: int
+
+
+async def retry_task(
+    db_url: str, task_id: int, *, requested_by: str | None, reason: str | None
+) -> Retried:
+    """Reopen one ended, unprocessed task with one more attempt; errors say why not."""
+    conn = await connect.connect(db_url, autocommit=True)
+    try:
+        async with conn, conn.transaction(), conn.cursor() as cur:
+            await cur.execute(
+                queries.get("orchestrator_lock"), {"key": orchestrator.PLANNING_LOCK_KEY}
+            )
+            await cur.execute(queries.get("orchestrator_retry_lock_task"), {"task_id": task_id})
+            row = await cur.fetchone()
+            if row is None:
+                raise errors.TaskNotFound(task_id)
+            _, input_id, has_ended, _, processed, dispatches, live_sibling = row
+            if processed:
+                raise errors.TaskNotRetryable(task_id, "it was processed successfully")
+            if not has_ended:
+                raise errors.TaskNotRetryable(
+                    task_id, "it has not ended (it is waiting, running or being retried)"
+                )
+            if live_sibling is not None:
+                raise errors.TaskNotRetryable(
+                    task_id,
+                    f"its input {input_id} was re-planned into task {live_sibling}, "
+                    "which has not ended",
+                )
+            await cur.execute(
+                queries.get("orchestrator_retry_task"),
+                {
+                    "task_id": task_id,
+                    "requested_by": requested_by,
+                    "reason": reason,
+                    "dispatches": int(dispatches),
+                },
+            )
+            done = await cur.fetchone()
+            assert done is not None
+            return Retried(task_id, input_id, int(dispatches), int(done[0]))
+    except psycopg.Error as exc:
+        raise errors.DatabaseError(f"retry of task {task_id} failed: {exc}") from exc
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def retry(
+    task_id: int = typer.Argument(..., help="processing_tasks.id of the failed task."),
+    reason: str = typer.Option("", "--reason", help="Why, recorded with the retry."),
+) -> None:
+    """Give a terminally failed task another attempt (one more dispatch than its limit)."""
+    cfg = common.load_config()
+    database = common.open_database(cfg, quiet=True)
+    done = common.run(
+        retry_task(database.url, task_id, requested_by=_user(), reason=reason or None)
+    )
+    typer.echo(
+        f"task {done.task_id} reopened after {done.dispatches_before} dispatch(es): "
+        f"extra_attempts={done.extra_attempts}; the launcher dispatches it again"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("retry")(retry)
