@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import dashboard, db, harvest, retry
+from hrwsi.cli import dashboard, db, harvest, plan, retry
 
 app = typer.Typer(
     name="hrwsi",
@@ -35,6 +35,7 @@ db.register(app)
 dashboard.register(app)
 harvest.register(app)
 retry.register(app)
+plan.register(app)
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ How it plans:
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import random
@@ -95,6 +96,18 @@ def plan(instance: Instance, *, time_limit_s: float | None = None) -> Plan:
     ``time_limit_s`` bounds the search after the first schedule (``None``: a default of
     :data:`DEFAULT_TIME_LIMIT_S`); a larger limit can only improve the answer.
     """
+    # The planner allocates millions of small objects and creates no reference cycles: the
+    # cyclic collector would only rescan them (it doubled the time at 100,000 tasks).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _plan(instance, time_limit_s)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _plan(instance: Instance, time_limit_s: float | None) -> Plan:
     began = time.perf_counter()
     c = _compile(instance)
     bound, reason = _bounds(c)
