@@ -1,0 +1,491 @@
+"""Run attempts as Nomad batch jobs, one job per attempt, pinned to the planned VM.
+
+**One plain batch job per attempt, deterministic id** ``<job_prefix>-<attempt.key>``,
+registered with ``EnforceIndex: true, JobModifyIndex: 0``. Chosen over a parameterized parent
+per VM plus dispatch with an idempotency token (CONTRACT.md §1, §2, §9) because:
+
+- dispatch meta cannot pick the host (constraints read node data only), so pinning by
+  dispatch needs one parent per VM, registered and kept in step with an elastic VM pool;
+- a dispatched child's id is random: after a crash between submit and record the launcher
+  would have to search the children for its token, whereas here ``status(key)`` is one
+  ``GET /v1/job/<prefix>-<key>``;
+- a repeated register gets 500 ``Enforcing job modify index 0: job already exists``, which
+  :meth:`NomadExecutor.submit` treats as "already submitted": never a second run. Like a
+  dispatch token, this protection ends when the job is purged or GC'd, so the launcher
+  de-duplicates in PostgreSQL too (it purges through :meth:`forget` only after recording).
+
+**The job.** Docker driver with the routine's image (its own entrypoint: the routine's
+``command`` is for local runs); ``CPU`` = cores * ``cpu_mhz_per_core`` MHz (or ``Cores`` with
+``use_cores``), ``MemoryMB`` = ram GB * 1024, the group's ``EphemeralDisk.SizeMB`` = storage GB
+* 1024 (task-level ``DiskMB`` would be dropped silently); a constraint
+``${attr.unique.hostname} = <vm_name>`` unless ``pin_to_vm`` is off; restarts and reschedules
+off. Job ``Meta`` carries ``HRWSI_TASK_ID``, ``HRWSI_ATTEMPT``, ``HRWSI_ROUTINE``,
+``HRWSI_VM_NAME``, ``HRWSI_INPUT_PATH``, ``HRWSI_INPUT_PATHS`` (JSON list),
+``HRWSI_PRODUCT_PATH`` and ``HRWSI_META_<KEY>``; the task ``Env`` maps each to
+``${NOMAD_META_<name>}`` so the routine sees the same variables as a local run.
+
+**Secrets** are never in the spec: for each name in ``passthrough_env`` a template reads the
+value from the Nomad variable at ``secrets_variable_path`` (default ``nomad/jobs``, readable by
+every job of the namespace without an extra policy) into the task environment. Operators put
+the values there (``nomad var put nomad/jobs NAME=…``). The ACL token only travels in the
+``X-Nomad-Token`` header.
+
+**Outcomes** come from the event stream (topics ``Job`` and ``Allocation``, filtered here by
+the job prefix since Nomad filter keys match whole ids), and from a sweep that reads every
+followed run (``status``) every ``sweep_interval_s`` and after every stream (re)connection:
+nothing that happened while the stream was cut or Nomad unreachable is missed. Mapping per
+CONTRACT.md §7, see :func:`classify_allocation`. A run no node can take within
+``placement_timeout_s`` is stopped and reported as an external error (placement); it is
+purged, like every run, by :meth:`forget` once the launcher has recorded it.
+
+**Restart.** The executor keeps only an in-memory view. A restarted launcher calls
+``status(key)`` for its open dispatches: the job is read back and followed again. A 404 for
+a key this process submitted or saw is ``EXTERNAL_ERROR`` ("lost track"); for a key it never
+saw it is ``UNKNOWN`` (never submitted, or purged/GC'd before this process started: the
+launcher decides, e.g. resubmit the same attempt, which is idempotent while the job exists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from hrwsi.config import Config, NomadExecutorConfig
+from hrwsi.domain import errors
+from hrwsi.executors import nomad_client
+from hrwsi.executors.base import Attempt, Outcome, RunState
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+GROUP = "run"
+TASK = "routine"
+FAILURE_TYPES = (
+    "Driver Failure",
+    "Setup Failure",
+    "Failed Artifact Download",
+    "Failed Validation",
+    "Task hook failed",
+)
+_FAILURE_DETAILS = (
+    "driver_error",
+    "setup_error",
+    "download_error",
+    "validation_error",
+    "task_hook_error",
+)
+
+
+def job_id_of(settings: NomadExecutorConfig, key: str) -> str:
+    """The Nomad job id of the attempt with this key."""
+    return f"{settings.job_prefix}-{key}"
+
+
+def run_meta(attempt: Attempt) -> dict[str, str]:
+    """The metadata a run receives (same names as the local executor's environment)."""
+    meta = {
+        "HRWSI_TASK_ID": str(attempt.task_id),
+        "HRWSI_ATTEMPT": str(attempt.attempt),
+        "HRWSI_ROUTINE": attempt.routine.name,
+        "HRWSI_VM_NAME": attempt.vm_name,
+        "HRWSI_INPUT_PATH": attempt.input_paths[0] if attempt.input_paths else "",
+        "HRWSI_INPUT_PATHS": json.dumps(list(attempt.input_paths)),
+        "HRWSI_PRODUCT_PATH": attempt.product_path,
+    }
+    for key, value in attempt.meta.items():
+        meta[f"HRWSI_META_{key.upper()}"] = str(value)
+    return meta
+
+
+def secrets_template(names: Sequence[str], variable_path: str) -> str:
+    """A Nomad template writing ``NAME=value`` lines read from a Nomad variable (names only)."""
+    lines = "".join(f"{name}={{{{ .{name} }}}}\n" for name in names)
+    return f'{{{{ with nomadVar "{variable_path}" }}}}\n{lines}{{{{ end }}}}\n'
+
+
+def job_spec(attempt: Attempt, settings: NomadExecutorConfig) -> dict[str, Any]:
+    """The JSON job that runs this attempt (see the module docstring)."""
+    routine = attempt.routine
+    job_id = job_id_of(settings, attempt.key)
+    meta = run_meta(attempt)
+    resources: dict[str, Any] = {"MemoryMB": routine.ram * 1024}
+    if settings.use_cores:
+        resources["Cores"] = routine.cpu
+    else:
+        resources["CPU"] = routine.cpu * settings.cpu_mhz_per_core
+    task: dict[str, Any] = {
+        "Name": TASK,
+        "Driver": "docker",
+        "Config": {"image": routine.docker_image},
+        "Env": {name: f"${{NOMAD_META_{name}}}" for name in meta},
+        "Resources": resources,
+        "Meta": {},
+    }
+    if settings.passthrough_env:
+        task["Templates"] = [
+            {
+                "EmbeddedTmpl": secrets_template(
+                    settings.passthrough_env, settings.secrets_variable_path
+                ),
+                "DestPath": "secrets/hrwsi.env",
+                "Envvars": True,
+                "ChangeMode": "noop",
+            }
+        ]
+    job: dict[str, Any] = {
+        "ID": job_id,
+        "Name": job_id,
+        "Type": "batch",
+        "Namespace": settings.namespace,
+        "Datacenters": list(settings.datacenters),
+        "Meta": meta,
+        "Constraints": [],
+        "TaskGroups": [
+            {
+                "Name": GROUP,
+                "Count": 1,
+                "RestartPolicy": {
+                    "Attempts": 0,
+                    "Mode": "fail",
+                    "Interval": 24 * 3600 * _NS,
+                    "Delay": 15 * _NS,
+                },
+                "ReschedulePolicy": {"Attempts": 0, "Unlimited": False},
+                "EphemeralDisk": {"SizeMB": routine.storage * 1024},
+                "Tasks": [task],
+            }
+        ],
+    }
+    if settings.region:
+        job["Region"] = settings.region
+    if settings.pin_to_vm:
+        job["Constraints"].append(
+            {"LTarget": "${attr.unique.hostname}", "RTarget": attempt.vm_name, "Operand": "="}
+        )
+    return job
+
+
+def _events(alloc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for state in (alloc.get("TaskStates") or {}).values():
+        found.extend(state.get("Events") or [])
+    return sorted(found, key=lambda e: int(e.get("Time") or 0))
+
+
+def _exit_code(event: Mapping[str, Any]) -> int | None:
+    raw = (event.get("Details") or {}).get("exit_code", event.get("ExitCode"))
+    try:
+        return None if raw is None else int(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def classify_allocation(alloc: Mapping[str, Any]) -> tuple[RunState, str, int | None]:
+    """State, message and exit code of a run from its allocation (CONTRACT.md §7).
+
+    ``SUBMITTED`` while not started; ``unknown`` (node disconnected) stays ``STARTED``.
+    """
+    client = alloc.get("ClientStatus", "")
+    desired = alloc.get("DesiredStatus", "run")
+    node = alloc.get("NodeName") or alloc.get("NodeID") or "?"
+    events = _events(alloc)
+    terminated = [e for e in events if e.get("Type") == "Terminated"]
+    last = terminated[-1] if terminated else None
+    exit_code = _exit_code(last) if last else None
+    oom = any((e.get("Details") or {}).get("oom_killed") == "true" for e in terminated)
+    failure = next((e for e in events if e.get("Type") in FAILURE_TYPES), None)
+    if client == "lost":
+        return RunState.EXTERNAL_ERROR, f"lost: node {node} went down", exit_code
+    if client == "unknown":
+        return RunState.STARTED, f"node {node} disconnected (unknown), waiting", exit_code
+    if client == "running" or (
+        client == "pending" and any(e.get("Type") == "Started" for e in events)
+    ):
+        return RunState.STARTED, f"running on {node}", None
+    if client == "pending":
+        return RunState.SUBMITTED, f"placed on {node}, starting", None
+    if oom:
+        return (
+            RunState.EXTERNAL_ERROR,
+            "resource: out of memory, killed by the kernel at its MemoryMB limit",
+            exit_code if exit_code is not None else 137,
+        )
+    if client == "complete":
+        if desired in ("stop", "evict"):
+            return RunState.EXTERNAL_ERROR, f"cancelled: desired status {desired}", exit_code
+        if last is not None and exit_code == 0:
+            return RunState.PROCESSED, "exit code 0", 0
+        if last is not None and exit_code is not None:
+            return RunState.INTERNAL_ERROR, f"exit code {exit_code}", exit_code
+        return RunState.EXTERNAL_ERROR, "complete without an exit code", None
+    if client == "failed":
+        if last is not None and exit_code not in (None, 0):
+            return RunState.INTERNAL_ERROR, f"exit code {exit_code}", exit_code
+        if failure is not None:
+            details = failure.get("Details") or {}
+            why = next((details[k] for k in _FAILURE_DETAILS if details.get(k)), "")
+            why = why or failure.get("DisplayMessage") or ""
+            return RunState.EXTERNAL_ERROR, f"{failure['Type']}: {why}".rstrip(": "), None
+        if desired in ("stop", "evict"):
+            return RunState.EXTERNAL_ERROR, f"cancelled: desired status {desired}", exit_code
+        description = alloc.get("ClientDescription") or "failed"
+        return RunState.EXTERNAL_ERROR, f"failed: {description}", exit_code
+    return RunState.SUBMITTED, f"client status {client!r}", None
+
+
+@dataclass(slots=True)
+class _Run:
+    key: str
+    eval_id: str = ""
+    emitted: RunState | None = None
+    final: Outcome | None = None
+
+
+class NomadExecutor:
+    """The :class:`hrwsi.executors.base.Executor` on Nomad (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: NomadExecutorConfig,
+        *,
+        client: nomad_client.NomadClient | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._settings = settings
+        self._owns_client = client is None
+        self._client = client or nomad_client.NomadClient.from_config(settings, http)
+        self._runs: dict[str, _Run] = {}
+        self._queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        self._background: list[asyncio.Task[None]] = []
+        self._event_index = 0
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, config: Config, http: httpx.AsyncClient | None = None) -> NomadExecutor:
+        return cls(config.executor.nomad, http=http)
+
+    # -- identity -------------------------------------------------------------------------
+
+    def job_id(self, key: str) -> str:
+        return job_id_of(self._settings, key)
+
+    def _key_of(self, job_id: str) -> str | None:
+        prefix = self._settings.job_prefix + "-"
+        return job_id[len(prefix) :] if job_id.startswith(prefix) else None
+
+    # -- Executor protocol ----------------------------------------------------------------
+
+    async def submit(self, attempt: Attempt) -> str:
+        """Register the attempt's job unless it exists; return the Nomad job id."""
+        job_id = self.job_id(attempt.key)
+        spec = job_spec(attempt, self._settings)
+        eval_id = ""
+        try:
+            result = await self._client.register_job(spec, enforce_index=True)
+            eval_id = str(result.get("EvalID") or "")
+            log.info("nomad.submitted", extra={"key": attempt.key, "job_id": job_id})
+        except errors.ExecutorRejected as exc:
+            if "job already exists" not in str(exc):
+                raise
+            log.info("nomad.already_submitted", extra={"key": attempt.key, "job_id": job_id})
+        run = self._runs.setdefault(attempt.key, _Run(attempt.key))
+        run.eval_id = run.eval_id or eval_id
+        self._start_background()
+        return job_id
+
+    async def outcomes(self) -> AsyncIterator[Outcome]:
+        """Changes of state of the followed runs (STARTED, then one terminal), until closed."""
+        self._start_background()
+        while True:
+            outcome = await self._queue.get()
+            if outcome is None:
+                return
+            yield outcome
+
+    async def status(self, key: str) -> Outcome:
+        """Read the run back from Nomad (and follow it from now on if it exists)."""
+        run = self._runs.get(key)
+        if run is not None and run.final is not None:
+            return run.final
+        outcome = await self._observe(key)
+        if outcome.state is not RunState.UNKNOWN:
+            self._runs.setdefault(key, _Run(key))
+            self._start_background()
+        self._record(outcome)
+        return outcome
+
+    async def cancel(self, key: str) -> None:
+        """Stop the job (not purged: the stop shows up as an external error, cancelled)."""
+        await self._client.delete_job(self.job_id(key))
+        log.info("nomad.cancelled", extra={"key": key})
+
+    async def forget(self, key: str) -> None:
+        """Purge the job; call only once its outcome is recorded."""
+        await self._client.delete_job(self.job_id(key), purge=True)
+        self._runs.pop(key, None)
+        log.info("nomad.purged", extra={"key": key})
+
+    async def aclose(self) -> None:
+        """Stop following; runs go on in Nomad and are found again through ``status``."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._queue.put_nowait(None)
+        if self._owns_client:
+            await self._client.aclose()
+
+    # -- reading a run ----------------------------------------------------------------------
+
+    async def _observe(self, key: str) -> Outcome:
+        job_id = self.job_id(key)
+        try:
+            job = (await self._client.get_job(job_id)).value
+            allocs = (await self._client.get_job_allocations(job_id)).value
+        except nomad_client.JobNotFound:
+            if key in self._runs:
+                return Outcome(
+                    key,
+                    RunState.EXTERNAL_ERROR,
+                    "lost track: the job was garbage-collected or purged before its outcome "
+                    "was recorded",
+                    run_id=job_id,
+                )
+            return Outcome(key, RunState.UNKNOWN, "no such Nomad job", run_id=job_id)
+        if allocs:
+            latest = max(allocs, key=lambda a: int(a.get("CreateIndex") or 0))
+            state, message, exit_code = classify_allocation(latest)
+            return Outcome(key, state, message, exit_code, run_id=job_id)
+        if job.get("Stop") or job.get("Status") == "dead":
+            return Outcome(
+                key,
+                RunState.EXTERNAL_ERROR,
+                "cancelled: stopped before it was placed",
+                None,
+                job_id,
+            )
+        return await self._check_placement(key, job)
+
+    async def _check_placement(self, key: str, job: Mapping[str, Any]) -> Outcome:
+        job_id = self.job_id(key)
+        waited_s = (time.time_ns() - int(job.get("SubmitTime") or time.time_ns())) / _NS
+        if waited_s <= self._settings.placement_timeout_s:
+            return Outcome(key, RunState.SUBMITTED, "waiting for placement", run_id=job_id)
+        summary = (await self._client.get_job_summary(job_id)).value
+        queued = sum(int(g.get("Queued") or 0) for g in (summary.get("Summary") or {}).values())
+        why = await self._placement_failure(key)
+        if not queued and not why:
+            return Outcome(key, RunState.SUBMITTED, "waiting for placement", run_id=job_id)
+        await self._client.delete_job(job_id)
+        message = f"placement: not placed after {waited_s:.0f} s" + (f" ({why})" if why else "")
+        log.warning("nomad.placement_timeout", extra={"key": key, "job_id": job_id})
+        return Outcome(key, RunState.EXTERNAL_ERROR, message, run_id=job_id)
+
+    async def _placement_failure(self, key: str) -> str:
+        run = self._runs.get(key)
+        if run is None or not run.eval_id:
+            return ""
+        try:
+            evaluation = (await self._client.get_evaluation(run.eval_id)).value
+        except nomad_client.JobNotFound:
+            return ""
+        failed = evaluation.get("FailedTGAllocs") or {}
+        reasons: list[str] = []
+        for metrics in failed.values():
+            reasons.extend((metrics.get("ConstraintFiltered") or {}).keys())
+        return "; ".join(sorted(set(reasons))) or ("blocked" if failed else "")
+
+    def _record(self, outcome: Outcome) -> None:
+        run = self._runs.get(outcome.key)
+        if run is None or run.final is not None:
+            return
+        if outcome.state.is_terminal:
+            run.final = outcome
+        if outcome.state in (RunState.SUBMITTED, RunState.UNKNOWN) or outcome.state is run.emitted:
+            return
+        run.emitted = outcome.state
+        log.info(
+            "nomad.outcome",
+            extra={"key": outcome.key, "state": outcome.state.value, "message": outcome.message},
+        )
+        self._queue.put_nowait(outcome)
+
+    # -- following --------------------------------------------------------------------------
+
+    def _start_background(self) -> None:
+        if self._background or self._closed:
+            return
+        self._background = [
+            asyncio.create_task(self._follow_events(), name="nomad-events"),
+            asyncio.create_task(self._sweep_forever(), name="nomad-sweep"),
+        ]
+
+    def _open_keys(self) -> list[str]:
+        return [key for key, run in self._runs.items() if run.final is None]
+
+    async def _sweep(self) -> None:
+        """Read back every followed run that has no final outcome yet."""
+        limit = asyncio.Semaphore(8)
+
+        async def one(key: str) -> None:
+            async with limit:
+                try:
+                    self._record(await self._observe(key))
+                except errors.ExecutorError as exc:
+                    log.warning("nomad.sweep_failed", extra={"key": key, "error": str(exc)})
+
+        await asyncio.gather(*(one(key) for key in self._open_keys()))
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval_s)
+            await self._sweep()
+
+    async def _follow_events(self) -> None:
+        while True:
+            try:
+                async for frame in self._client.events(
+                    ["Job", "Allocation"], index=self._event_index, on_connect=self._sweep
+                ):
+                    self._event_index = max(self._event_index, int(frame.get("Index") or 0))
+                    await self._on_frame(frame)
+            except Exception as exc:
+                # A refused stream (403) or a bug: the sweep still follows the runs.
+                log.error("nomad.events_failed", extra={"error": repr(exc)})
+                await asyncio.sleep(self._settings.sweep_interval_s)
+
+    async def _on_frame(self, frame: Mapping[str, Any]) -> None:
+        for event in frame.get("Events") or []:
+            payload = event.get("Payload") or {}
+            if event.get("Topic") == "Allocation":
+                alloc = payload.get("Allocation") or {}
+                job_id = str(alloc.get("JobID") or (event.get("FilterKeys") or [""])[0])
+            else:
+                alloc = {}
+                job_id = str(event.get("Key") or "")
+            key = self._key_of(job_id)
+            run = self._runs.get(key) if key is not None else None
+            if key is None or run is None or run.final is not None:
+                continue
+            if alloc.get("ClientStatus") in ("pending", "running", "unknown"):
+                # Cheap states come from the payload; an end is read back in full, since
+                # event payloads may carry trimmed task states.
+                state, message, exit_code = classify_allocation(alloc)
+                self._record(Outcome(key, state, message, exit_code, run_id=job_id))
+            else:
+                try:
+                    self._record(await self._observe(key))
+                except errors.ExecutorError as exc:
+                    log.warning("nomad.refresh_failed", extra={"key": key, "error": str(exc)})
