@@ -207,8 +207,10 @@ def huge_routine(
     """One huge routine (most of the quota, long) among small ones."""
     rng = random.Random(seed)
     small = FIVE[:3]
-    big = Routine("HUGE", cpu=quota * 3 // 4, ram=quota * 3 // 4, storage=quota // 2, duration=120)
-    tasks = [Task(f"h{i}", "HUGE") for i in range(max(1, n // 50))]
+    big = Routine(
+        "HUGE", cpu=quota * 3 // 5, ram=quota * 3 // 5, storage=quota * 2 // 5, duration=120
+    )
+    tasks = [Task(f"h{i}", "HUGE") for i in range(max(1, n // 200))]
     tasks += [Task(f"s{i}", rng.choice(small).name) for i in range(n - len(tasks))]
     rng.shuffle(tasks)
     routines = {r.name: r for r in (*small, big)}
@@ -238,7 +240,9 @@ def from_known_schedule(
     for v in range(n_vms):
         flavour = rng.choice(names)
         d = routines[flavour].duration
-        t = rng.randint(0, 20)
+        # Staggered starts: later VMs often begin when earlier ones end (tight quotas).
+        latest = max((vm.stop for vm in vms), default=0)
+        t = rng.randint(0, latest) if rng.random() < 0.6 else rng.randint(0, 20)
         start = t
         scheduled: list[ScheduledTask] = []
         for k in range(rng.randint(1, max_tasks_per_vm)):
