@@ -22,10 +22,13 @@ class FakeExecutor:
         self,
         *,
         auto: bool = True,
-        default: Sequence[RunState] = (RunState.STARTED, RunState.PROCESSED),
+        default: Sequence[RunState | tuple[RunState, str]] = (
+            RunState.STARTED,
+            RunState.PROCESSED,
+        ),
     ) -> None:
         self.auto = auto
-        self.default = tuple(default)
+        self.default = tuple(s if isinstance(s, tuple) else (s, "") for s in default)
         self.calls: list[tuple[str, str]] = []
         self.attempts: dict[str, Attempt] = {}
         self.runs_started = 0
@@ -43,10 +46,16 @@ class FakeExecutor:
         """Pretend the platform holds a run in ``state`` (e.g. one a crashed launcher made)."""
         self._states[key] = Outcome(key=key, state=state, message=message, run_id=key)
 
-    def emit(self, key: str, state: RunState, message: str = "", exit_code: int | None = None) -> None:
+    def emit(
+        self, key: str, state: RunState, message: str = "", exit_code: int | None = None
+    ) -> None:
         """Put an observation on the stream and make it the run's current state."""
         outcome = Outcome(
-            key=key, state=state, message=message, exit_code=exit_code, run_id=key,
+            key=key,
+            state=state,
+            message=message,
+            exit_code=exit_code,
+            run_id=key,
             log_path=f"fake://{key}.log",
         )
         self._states[key] = outcome
@@ -76,7 +85,7 @@ class FakeExecutor:
         self.runs_started += 1
         self.attempts[key] = attempt
         self._states[key] = Outcome(key=key, state=RunState.SUBMITTED, run_id=key)
-        steps = self._scripts.get(key, tuple((s, "") for s in self.default))
+        steps = self._scripts.get(key, self.default)
         self._pending[key] = list(steps)
         if self.auto:
             while self.advance(key) is not None:

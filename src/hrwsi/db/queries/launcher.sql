@@ -1,0 +1,211 @@
+-- name: launcher_claim_ready
+-- Lock up to %(limit)s tasks ready for an attempt (chain rule or retry due), skipping locked ones.
+SELECT pt.id AS task_id,
+       (SELECT count(*) FROM hrwsi.nomad_job_dispatch AS n
+        WHERE n.processing_task_fk_id = pt.id) + 1 AS attempt,
+       i.id AS input_id, i.processing_condition_name, i.tile, i.date, i.input_path,
+       vm.name AS vm_name
+FROM hrwsi.processing_tasks AS pt
+JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
+JOIN hrwsi.virtual_machine AS vm ON vm.id = pt.virtual_machine_id
+LEFT JOIN LATERAL (
+    SELECT d.id FROM hrwsi.nomad_job_dispatch AS d
+    WHERE d.processing_task_fk_id = pt.id
+    ORDER BY d.id DESC LIMIT 1
+) AS last ON true
+WHERE pt.has_ended = false
+  AND (
+      (last.id IS NULL AND (
+          pt.preceding_input_id IS NULL
+          -- v1: some task of the preceding input is processed
+          OR EXISTS (
+              SELECT 1
+              FROM hrwsi.processing_tasks AS prev
+              JOIN hrwsi.nomad_job_dispatch AS pd ON pd.processing_task_fk_id = prev.id
+              JOIN hrwsi.processing_status_workflow AS pw ON pw.nomad_job_dispatch_fk_id = pd.id
+              WHERE prev.input_fk_id = pt.preceding_input_id AND pw.processing_status_id = 2
+          )
+          -- skip and continue: the preceding task on this VM has ended (failed for good),
+          -- or there is none any more
+          OR NOT EXISTS (
+              SELECT 1 FROM hrwsi.processing_tasks AS prev
+              WHERE prev.input_fk_id = pt.preceding_input_id
+                AND prev.virtual_machine_id = pt.virtual_machine_id
+                AND prev.has_ended IS NOT TRUE
+          )
+      ))
+      OR (last.id IS NOT NULL
+          AND (pt.next_attempt_at IS NULL OR pt.next_attempt_at <= now())
+          AND EXISTS (
+              SELECT 1 FROM hrwsi.processing_status_workflow AS w
+              WHERE w.nomad_job_dispatch_fk_id = last.id AND w.processing_status_id IN (3, 4)
+          )
+          AND NOT EXISTS (
+              SELECT 1 FROM hrwsi.processing_status_workflow AS w
+              WHERE w.nomad_job_dispatch_fk_id = last.id AND w.processing_status_id = 2
+          ))
+  )
+ORDER BY pt.id
+LIMIT %(limit)s
+FOR UPDATE OF pt SKIP LOCKED
+
+-- name: launcher_insert_dispatch
+-- Record an attempt before it is submitted; a key already present inserts nothing.
+INSERT INTO hrwsi.nomad_job_dispatch (processing_task_fk_id, nomad_job_dispatch, dispatch_date)
+VALUES (%(task_id)s, %(key)s, now() AT TIME ZONE 'UTC')
+ON CONFLICT DO NOTHING
+RETURNING id
+
+-- name: launcher_open_dispatches
+-- Latest dispatches of unfinished tasks that have no terminal status yet (submitted or running).
+SELECT last.id AS dispatch_id, last.nomad_job_dispatch AS key, pt.id AS task_id,
+       i.id AS input_id, i.processing_condition_name, i.tile, i.date, i.input_path,
+       vm.name AS vm_name,
+       EXISTS (
+           SELECT 1 FROM hrwsi.processing_status_workflow AS s
+           WHERE s.nomad_job_dispatch_fk_id = last.id AND s.processing_status_id = 1
+       ) AS started
+FROM hrwsi.processing_tasks AS pt
+JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
+JOIN hrwsi.virtual_machine AS vm ON vm.id = pt.virtual_machine_id
+JOIN LATERAL (
+    SELECT d.id, d.nomad_job_dispatch FROM hrwsi.nomad_job_dispatch AS d
+    WHERE d.processing_task_fk_id = pt.id
+    ORDER BY d.id DESC LIMIT 1
+) AS last ON true
+WHERE pt.has_ended = false
+  AND NOT EXISTS (
+      SELECT 1 FROM hrwsi.processing_status_workflow AS w
+      WHERE w.nomad_job_dispatch_fk_id = last.id AND w.processing_status_id IN (2, 3, 4)
+  )
+ORDER BY last.id
+
+-- name: launcher_lock_dispatch
+-- Lock a dispatch (by attempt key) and its task before recording an outcome of it.
+SELECT d.id AS dispatch_id, pt.id AS task_id, pt.has_ended, pt.extra_attempts,
+       i.id AS input_id, i.processing_condition_name, i.tile, i.date,
+       EXISTS (
+           SELECT 1 FROM hrwsi.processing_status_workflow AS w
+           WHERE w.nomad_job_dispatch_fk_id = d.id AND w.processing_status_id IN (2, 3, 4)
+       ) AS has_terminal,
+       EXISTS (
+           SELECT 1 FROM hrwsi.processing_status_workflow AS w
+           WHERE w.nomad_job_dispatch_fk_id = d.id AND w.processing_status_id = 1
+       ) AS has_started
+FROM hrwsi.nomad_job_dispatch AS d
+JOIN hrwsi.processing_tasks AS pt ON pt.id = d.processing_task_fk_id
+JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
+WHERE d.nomad_job_dispatch = %(key)s
+FOR UPDATE OF d, pt
+
+-- name: launcher_insert_status
+-- Append one status row (started, processed, internal_error or external_error) to a dispatch.
+INSERT INTO hrwsi.processing_status_workflow
+    (nomad_job_dispatch_fk_id, processing_status_id, date, message)
+VALUES (%(dispatch_id)s, %(status)s, now() AT TIME ZONE 'UTC', %(message)s)
+
+-- name: launcher_set_log_path
+-- Remember where a dispatch's log is, once the executor says so.
+UPDATE hrwsi.nomad_job_dispatch SET log_path = %(log_path)s
+WHERE id = %(dispatch_id)s AND log_path IS DISTINCT FROM %(log_path)s
+
+-- name: launcher_task_history
+-- Every dispatch of a task, oldest first, with its terminal status and its time (UTC) if any.
+SELECT d.id, t.processing_status_id, t.date
+FROM hrwsi.nomad_job_dispatch AS d
+LEFT JOIN LATERAL (
+    SELECT w.processing_status_id, w.date FROM hrwsi.processing_status_workflow AS w
+    WHERE w.nomad_job_dispatch_fk_id = d.id AND w.processing_status_id IN (2, 3, 4)
+    ORDER BY w.id LIMIT 1
+) AS t ON true
+WHERE d.processing_task_fk_id = %(task_id)s
+ORDER BY d.id
+
+-- name: launcher_insert_product
+-- Register the product of a processed task once (the product path is unique).
+INSERT INTO hrwsi.products
+    (input_fk_id, product_path, creation_date, catalogued_date, product_type_id)
+SELECT %(input_id)s, %(product_path)s, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC',
+       t.id::smallint
+FROM hrwsi.product_type AS t
+WHERE t.code = %(product_type_code)s
+ON CONFLICT (product_path) DO NOTHING
+RETURNING id
+
+-- name: launcher_end_task
+-- A task has ended (processed, or failed for good): nothing more is dispatched for it.
+UPDATE hrwsi.processing_tasks SET has_ended = true, next_attempt_at = NULL
+WHERE id = %(task_id)s AND has_ended IS NOT TRUE
+
+-- name: launcher_schedule_retry
+-- A failed task may be dispatched again from this time on.
+UPDATE hrwsi.processing_tasks SET next_attempt_at = %(at)s WHERE id = %(task_id)s
+
+-- name: launcher_next_retry
+-- The earliest future retry time of an unfinished task (NULL when none is waiting).
+SELECT min(next_attempt_at) FROM hrwsi.processing_tasks
+WHERE has_ended = false AND next_attempt_at > now()
+
+-- name: launcher_status_inputs
+-- Inputs per processing condition (hrwsi status).
+SELECT processing_condition_name, count(*) FROM hrwsi.input
+GROUP BY processing_condition_name ORDER BY processing_condition_name
+
+-- name: launcher_status_tasks
+-- Tasks per state: pending, running, waiting_retry, processed, failed (for good) (hrwsi status).
+SELECT state, count(*) FROM (
+    SELECT CASE
+        WHEN EXISTS (
+            SELECT 1 FROM hrwsi.nomad_job_dispatch AS d
+            JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
+            WHERE d.processing_task_fk_id = pt.id AND w.processing_status_id = 2
+        ) THEN 'processed'
+        WHEN pt.has_ended IS TRUE THEN 'failed'
+        WHEN last.id IS NULL THEN 'pending'
+        WHEN EXISTS (
+            SELECT 1 FROM hrwsi.processing_status_workflow AS w
+            WHERE w.nomad_job_dispatch_fk_id = last.id AND w.processing_status_id IN (3, 4)
+        ) THEN 'waiting_retry'
+        ELSE 'running'
+    END AS state
+    FROM hrwsi.processing_tasks AS pt
+    LEFT JOIN LATERAL (
+        SELECT d.id FROM hrwsi.nomad_job_dispatch AS d
+        WHERE d.processing_task_fk_id = pt.id ORDER BY d.id DESC LIMIT 1
+    ) AS last ON true
+) AS s
+GROUP BY state
+
+-- name: launcher_status_running
+-- Dispatches of unfinished tasks without a terminal status, newest first (hrwsi status).
+SELECT pt.id AS task_id, d.nomad_job_dispatch, d.dispatch_date, d.log_path,
+       EXISTS (
+           SELECT 1 FROM hrwsi.processing_status_workflow AS w
+           WHERE w.nomad_job_dispatch_fk_id = d.id AND w.processing_status_id = 1
+       ) AS started
+FROM hrwsi.processing_tasks AS pt
+JOIN hrwsi.nomad_job_dispatch AS d ON d.processing_task_fk_id = pt.id
+WHERE pt.has_ended = false
+  AND NOT EXISTS (
+      SELECT 1 FROM hrwsi.processing_status_workflow AS w
+      WHERE w.nomad_job_dispatch_fk_id = d.id AND w.processing_status_id IN (2, 3, 4)
+  )
+ORDER BY d.id DESC
+LIMIT %(limit)s
+
+-- name: launcher_status_failures
+-- The latest error status rows with their task and message (hrwsi status).
+SELECT d.processing_task_fk_id AS task_id, d.nomad_job_dispatch, s.name, w.date, w.message
+FROM hrwsi.processing_status_workflow AS w
+JOIN hrwsi.nomad_job_dispatch AS d ON d.id = w.nomad_job_dispatch_fk_id
+JOIN hrwsi.processing_status AS s ON s.id = w.processing_status_id
+WHERE w.processing_status_id IN (3, 4)
+ORDER BY w.id DESC
+LIMIT %(limit)s
+
+-- name: launcher_status_products
+-- Products per product type (hrwsi status).
+SELECT t.code, count(p.id)
+FROM hrwsi.product_type AS t
+LEFT JOIN hrwsi.products AS p ON p.product_type_id = t.id
+GROUP BY t.code ORDER BY t.code

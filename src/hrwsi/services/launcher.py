@@ -1,0 +1,462 @@
+"""The launcher: dispatch ready tasks to an executor, record what happens, retry, register products.
+
+``reconcile()`` (called by the runner at start, on ``processing_task_insertion`` and
+``processing_tasks_state_processed``, and every ``executor.poll_interval_s``):
+
+1. *Follow open dispatches* (at the first pass, then at most once per interval): each latest
+   dispatch of an unfinished task without a terminal status is looked up with
+   ``executor.status(key)``. ``UNKNOWN`` (the launcher died between recording and submitting,
+   or the executor lost it) → submitted again with the same key, which never starts a second
+   run; ``STARTED`` or terminal → recorded as below. This is also how an outcome missed on the
+   event stream is caught up.
+2. *Dispatch ready tasks*, in batches. A task is ready when it has not ended and either
+   - it has no dispatch yet and its chain allows it: no preceding input, or some task of the
+     preceding input is processed (v1), or **the preceding input's task on the same VM has
+     ended without being processed, or no longer exists** (rule: *skip and continue* — a
+     predecessor that failed for good does not hold its VM's chain; the orchestrator may
+     re-plan its input elsewhere), or
+   - its latest dispatch ended in error, the retry policy kept it open, and its
+     ``next_attempt_at`` has come.
+   Claim: in one transaction the ready tasks are locked ``FOR UPDATE SKIP LOCKED`` and one
+   ``nomad_job_dispatch`` row per task is inserted with the attempt key
+   (``task-<id>-attempt-<n>``, unique: a second launcher that saw the same task ready inserts
+   nothing). After commit each attempt is submitted (idempotent on its key).
+
+``background(stop)`` consumes ``executor.outcomes()``. Each observation is one transaction
+that locks the dispatch and its task: ``started`` is recorded once; a terminal state is
+recorded once (repeats are ignored) together with, on success, exactly one ``products`` row
+(path from :func:`hrwsi.domain.retry.product_path`, the routine's product type; fires
+``product_insertion``) and ``has_ended = true``; on error the retry policy
+(:mod:`hrwsi.domain.retry`) either ends the task (``has_ended = true``, which fires
+``processing_task_ended``) or sets ``next_attempt_at``. Then ``executor.forget(key)``.
+
+``aclose()`` closes the executor too: the launcher owns the executor it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+
+from hrwsi.config import Config
+from hrwsi.db import queries
+from hrwsi.domain import errors
+from hrwsi.domain.retry import (
+    AttemptRecord,
+    ProductInput,
+    RetryPolicy,
+    Verdict,
+    decide,
+    product_path,
+)
+from hrwsi.domain.statuses import ProcessingStatus
+from hrwsi.executors.base import Attempt, Executor, Outcome, RoutineSpec, RunState, parse_key
+
+log = logging.getLogger(__name__)
+
+Connection = psycopg.AsyncConnection[DictRow]
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    """The pure retry policy of ``config.retry``."""
+    r = config.retry
+    return RetryPolicy(
+        max_attempts_per_task=r.max_attempts_per_task,
+        external_error_retries=r.external_error_retries,
+        internal_error_retries=r.internal_error_retries,
+        backoff_initial_s=r.backoff_initial_s,
+        backoff_max_s=r.backoff_max_s,
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A v1 zone-less timestamp (UTC by convention) as an aware datetime."""
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class LauncherService:
+    """See the module docstring. ``executor`` is any :class:`hrwsi.executors.base.Executor`."""
+
+    name = "launcher"
+    channels = ("processing_task_insertion", "processing_tasks_state_processed")
+
+    def __init__(
+        self,
+        config: Config,
+        db_url: str,
+        executor: Executor,
+        *,
+        batch_size: int = 100,
+        policy: RetryPolicy | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.db_url = db_url
+        self.executor = executor
+        self.interval_s = config.executor.poll_interval_s
+        self.batch_size = batch_size
+        self.policy = policy or retry_policy(config)
+        self._rand = rand
+        self._conns: dict[str, Connection] = {}
+        self._lock = asyncio.Lock()
+        self._last_follow: float | None = None
+        self._wakeup: asyncio.Task[None] | None = None
+        self._wakeup_at: float | None = None
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def _conn(self, role: str) -> Connection:
+        conn = self._conns.get(role)
+        if conn is not None and not conn.closed:
+            return conn
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.db_url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=max(1, int(self.config.database.connect_timeout_s)),
+            )
+        except psycopg.OperationalError as exc:
+            raise errors.DatabaseError(f"launcher cannot connect: {exc}") from exc
+        self._conns[role] = conn
+        return conn
+
+    async def _drop(self, role: str) -> None:
+        conn = self._conns.pop(role, None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    # -- reconcile -----------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        async with self._lock:
+            try:
+                conn = await self._conn("reconcile")
+                now = time.monotonic()
+                if self._last_follow is None or now - self._last_follow >= self.interval_s:
+                    await self._follow_open(conn)
+                    self._last_follow = now
+                await self._dispatch_ready(conn)
+                await self._arm_retry_timer(conn)
+            except psycopg.Error as exc:
+                await self._drop("reconcile")
+                raise errors.DatabaseError(f"launcher reconcile failed: {exc}") from exc
+
+    async def follow_open(self) -> None:
+        """Look up every open dispatch in the executor now (reconcile does it periodically)."""
+        async with self._lock:
+            try:
+                await self._follow_open(await self._conn("reconcile"))
+                self._last_follow = time.monotonic()
+            except psycopg.Error as exc:
+                await self._drop("reconcile")
+                raise errors.DatabaseError(f"launcher follow failed: {exc}") from exc
+
+    def _attempt(self, row: dict[str, Any], attempt_number: int) -> Attempt | None:
+        try:
+            routine = self.config.routine_of_condition(row["processing_condition_name"])
+        except KeyError:
+            return None
+        spec = RoutineSpec(
+            name=routine.name,
+            cpu=routine.cpu,
+            ram=routine.ram,
+            storage=routine.storage,
+            duration_minutes=routine.duration,
+            docker_image=routine.docker_image,
+            command=routine.command,
+        )
+        path = product_path(self._product_input(row))
+        return Attempt(
+            task_id=row["task_id"],
+            attempt=attempt_number,
+            routine=spec,
+            vm_name=row["vm_name"],
+            input_paths=(row["input_path"],) if row["input_path"] else (),
+            product_path=path,
+            meta={
+                "input_id": str(row["input_id"]),
+                "processing_condition": row["processing_condition_name"],
+                "tile": row["tile"],
+            },
+        )
+
+    def _product_input(self, row: dict[str, Any]) -> ProductInput:
+        routine = self.config.routine_of_condition(row["processing_condition_name"])
+        return ProductInput(
+            input_id=row["input_id"],
+            processing_condition=row["processing_condition_name"],
+            tile=row["tile"],
+            sensing_start=row["date"],
+            product_data_type=routine.product_data_type,
+            product_type_code=routine.product_type_code,
+        )
+
+    async def _dispatch_ready(self, conn: Connection) -> None:
+        while True:
+            claimed: list[Attempt] = []
+            misconfigured: list[tuple[str, str]] = []
+            async with conn.transaction():
+                cur = await conn.execute(
+                    queries.get("launcher_claim_ready"), {"limit": self.batch_size}
+                )
+                rows = await cur.fetchall()
+                for row in rows:
+                    attempt = self._attempt(row, int(row["attempt"]))
+                    key = (
+                        attempt.key
+                        if attempt is not None
+                        else f"task-{row['task_id']}-attempt-{row['attempt']}"
+                    )
+                    cur = await conn.execute(
+                        queries.get("launcher_insert_dispatch"),
+                        {"task_id": row["task_id"], "key": key},
+                    )
+                    if await cur.fetchone() is None:
+                        continue  # another launcher dispatched this attempt
+                    if attempt is None:
+                        misconfigured.append(
+                            (
+                                key,
+                                f"no routine configured for processing condition "
+                                f"{row['processing_condition_name']!r}",
+                            )
+                        )
+                    else:
+                        claimed.append(attempt)
+            for key, message in misconfigured:
+                await self._record(conn, Outcome(key, RunState.EXTERNAL_ERROR, message))
+            for attempt in claimed:
+                log.info("launcher.dispatched", extra={"key": attempt.key, "vm": attempt.vm_name})
+                await self._submit(conn, attempt)
+            if len(rows) < self.batch_size:
+                return
+
+    async def _submit(self, conn: Connection, attempt: Attempt) -> None:
+        try:
+            await self.executor.submit(attempt)
+        except errors.ExecutorRejected as exc:
+            await self._record(
+                conn, Outcome(attempt.key, RunState.EXTERNAL_ERROR, f"rejected: {exc}")
+            )
+        except errors.ExecutorError as exc:
+            # Left open: the next follow pass finds it UNKNOWN and submits it again.
+            log.warning("launcher.submit_failed", extra={"key": attempt.key, "error": str(exc)})
+
+    async def _follow_open(self, conn: Connection) -> None:
+        cur = await conn.execute(queries.get("launcher_open_dispatches"))
+        for row in await cur.fetchall():
+            key = row["key"]
+            parsed = parse_key(key)
+            try:
+                outcome = await self.executor.status(key)
+            except errors.ExecutorError as exc:
+                log.warning("launcher.status_failed", extra={"key": key, "error": str(exc)})
+                continue
+            if outcome.state is RunState.UNKNOWN:
+                attempt = self._attempt(row, parsed[1]) if parsed else None
+                if attempt is None or attempt.key != key:
+                    await self._record(
+                        conn,
+                        Outcome(
+                            key,
+                            RunState.EXTERNAL_ERROR,
+                            "the executor has no record of this dispatch and it cannot be rebuilt",
+                        ),
+                    )
+                    continue
+                log.info("launcher.resubmitted", extra={"key": key})
+                await self._submit(conn, attempt)
+            elif outcome.state is RunState.STARTED and row["started"]:
+                continue
+            elif outcome.state is not RunState.SUBMITTED:
+                await self._record(conn, outcome)
+
+    # -- retry wake-up -------------------------------------------------------------------
+
+    async def _arm_retry_timer(self, conn: Connection) -> None:
+        """Reconcile again when the earliest waiting retry becomes due (before the timer)."""
+        cur = await conn.execute(queries.get("launcher_next_retry"))
+        row = await cur.fetchone()
+        at = row["min"] if row else None
+        if at is None:
+            return
+        delay = max(0.0, (at - datetime.now(UTC)).total_seconds())
+        if delay >= self.interval_s:
+            return
+        self._schedule_wakeup(delay)
+
+    def _schedule_wakeup(self, delay: float) -> None:
+        due = time.monotonic() + delay
+        if self._wakeup is not None and not self._wakeup.done():
+            if self._wakeup_at is not None and self._wakeup_at <= due:
+                return
+            self._wakeup.cancel()
+        self._wakeup_at = due
+        self._wakeup = asyncio.create_task(self._wake(delay), name="launcher-retry-wakeup")
+
+    async def _wake(self, delay: float) -> None:
+        await asyncio.sleep(delay + 0.01)
+        self._wakeup_at = None
+        self._wakeup = None  # from here on a new wake-up may be scheduled beside this one
+        try:
+            await self.reconcile()
+        except errors.HrwsiError as exc:
+            log.warning("launcher.retry_wakeup_failed", extra={"error": str(exc)})
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    async def background(self, stop: asyncio.Event) -> None:
+        stream = self.executor.outcomes().__aiter__()
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                nxt = asyncio.ensure_future(stream.__anext__())
+                await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if not nxt.done():
+                    nxt.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await nxt
+                    return
+                try:
+                    outcome = nxt.result()
+                except StopAsyncIteration:
+                    return
+                await self.record_outcome(outcome)
+        finally:
+            stopper.cancel()
+
+    async def record_outcome(self, outcome: Outcome) -> bool:
+        """Record one observation (idempotent); False when it could not be recorded now.
+
+        A failure to record leaves the outcome with the executor (not forgotten): the next
+        follow pass records it from ``executor.status``.
+        """
+        try:
+            return await self._record(await self._conn("outcomes"), outcome)
+        except (psycopg.Error, errors.DatabaseError) as exc:
+            await self._drop("outcomes")
+            log.warning("launcher.record_failed", extra={"key": outcome.key, "error": str(exc)})
+            return False
+
+    async def _record(self, conn: Connection, outcome: Outcome) -> bool:
+        state = outcome.state
+        if state is not RunState.STARTED and not state.is_terminal:
+            return True
+        retry_delay: float | None = None
+        async with conn.transaction():
+            cur = await conn.execute(queries.get("launcher_lock_dispatch"), {"key": outcome.key})
+            row = await cur.fetchone()
+            if row is None:
+                log.warning("launcher.unknown_dispatch", extra={"key": outcome.key})
+                return True
+            if outcome.log_path:
+                await conn.execute(
+                    queries.get("launcher_set_log_path"),
+                    {"dispatch_id": row["dispatch_id"], "log_path": outcome.log_path},
+                )
+            if state is RunState.STARTED:
+                if not row["has_started"] and not row["has_terminal"]:
+                    await self._insert_status(conn, row, ProcessingStatus.STARTED, outcome.message)
+                    log.info("launcher.started", extra={"key": outcome.key})
+                return True
+            if not row["has_terminal"]:
+                status = state.status
+                assert status is not None
+                await self._insert_status(conn, row, status, outcome.message)
+                if state is RunState.PROCESSED:
+                    await self._register_product(conn, row)
+                    await conn.execute(
+                        queries.get("launcher_end_task"), {"task_id": row["task_id"]}
+                    )
+                    log.info("launcher.processed", extra={"key": outcome.key})
+                else:
+                    retry_delay = await self._apply_policy(conn, row, outcome)
+        if retry_delay is not None:
+            self._schedule_wakeup(retry_delay)
+        try:
+            await self.executor.forget(outcome.key)
+        except errors.ExecutorError as exc:
+            log.warning("launcher.forget_failed", extra={"key": outcome.key, "error": str(exc)})
+        return True
+
+    async def _insert_status(
+        self, conn: Connection, row: dict[str, Any], status: ProcessingStatus, message: str
+    ) -> None:
+        await conn.execute(
+            queries.get("launcher_insert_status"),
+            {"dispatch_id": row["dispatch_id"], "status": int(status), "message": message or None},
+        )
+
+    async def _register_product(self, conn: Connection, row: dict[str, Any]) -> None:
+        try:
+            source = self._product_input(row)
+        except KeyError:
+            log.error("launcher.product_without_routine", extra={"task_id": row["task_id"]})
+            return
+        cur = await conn.execute(
+            queries.get("launcher_insert_product"),
+            {
+                "input_id": row["input_id"],
+                "product_path": product_path(source),
+                "product_type_code": source.product_type_code,
+            },
+        )
+        if await cur.fetchone() is None:
+            log.warning(
+                "launcher.product_not_inserted",
+                extra={"task_id": row["task_id"], "product_type": source.product_type_code},
+            )
+
+    async def _apply_policy(
+        self, conn: Connection, row: dict[str, Any], outcome: Outcome
+    ) -> float | None:
+        """Decide and store what follows an error; the delay before a retry, if any."""
+        cur = await conn.execute(queries.get("launcher_task_history"), {"task_id": row["task_id"]})
+        history = [
+            AttemptRecord(
+                ProcessingStatus(h["processing_status_id"]) if h["processing_status_id"] else None,
+                _utc(h["date"]),
+            )
+            for h in await cur.fetchall()
+        ]
+        now = datetime.now(UTC)
+        decision = decide(
+            self.policy,
+            history,
+            extra_attempts=int(row["extra_attempts"] or 0),
+            now=now,
+            rand=self._rand(),
+        )
+        extra = {"key": outcome.key, "state": outcome.state.value, "reason": decision.reason}
+        if decision.verdict is Verdict.ENDED:
+            await conn.execute(queries.get("launcher_end_task"), {"task_id": row["task_id"]})
+            log.warning("launcher.failed_for_good", extra=extra)
+            return None
+        at = decision.at or now
+        await conn.execute(
+            queries.get("launcher_schedule_retry"), {"task_id": row["task_id"], "at": at}
+        )
+        log.info("launcher.retry_scheduled", extra={**extra, "at": at.isoformat()})
+        return max(0.0, (at - now).total_seconds())
+
+    async def aclose(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._wakeup
+        await self.executor.aclose()
+        for role in list(self._conns):
+            await self._drop(role)
