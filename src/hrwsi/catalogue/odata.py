@@ -197,9 +197,7 @@ class ODataClient:
             current = search.starting_at(edge.date)
             restarted = True
 
-    def _use(
-        self, url: str, value: list[Any], edge: _Edge, count: Any, restarted: bool
-    ) -> Page:
+    def _use(self, url: str, value: list[Any], edge: _Edge, count: Any, restarted: bool) -> Page:
         page = Page(
             url=url,
             products=[],

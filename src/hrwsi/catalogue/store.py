@@ -26,9 +26,7 @@ def _naive_utc(stamp: datetime) -> datetime:
     return stamp.astimezone(UTC).replace(tzinfo=None)
 
 
-def batch_parameters(
-    condition: str, batch: Sequence[products.CatalogueProduct]
-) -> dict[str, Any]:
+def batch_parameters(condition: str, batch: Sequence[products.CatalogueProduct]) -> dict[str, Any]:
     """The array parameters of ``harvester_store_inputs`` for one batch."""
     return {
         "condition": condition,
@@ -125,9 +123,7 @@ async def save_archive_cursor(conn: Connection, cursor: ArchiveCursor) -> None:
         raise errors.DatabaseError(f"saving the archive cursor failed: {exc}") from exc
 
 
-async def delete_archive_cursor(
-    conn: Connection, query: str, from_day: date, to_day: date
-) -> None:
+async def delete_archive_cursor(conn: Connection, query: str, from_day: date, to_day: date) -> None:
     try:
         await conn.execute(
             queries.get("harvester_delete_archive_cursor"),

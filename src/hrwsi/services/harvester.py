@@ -259,9 +259,7 @@ async def archive(
             )
             if progress.on_resume is not None:
                 progress.on_resume(saved)
-        keeper = _CursorKeeper(
-            saved or store.ArchiveCursor(query.name, from_day, to_day, from_day)
-        )
+        keeper = _CursorKeeper(saved or store.ArchiveCursor(query.name, from_day, to_day, from_day))
         day = keeper.cursor.day
         while day <= to_day:
             window = datetime(day.year, day.month, day.day, tzinfo=UTC)

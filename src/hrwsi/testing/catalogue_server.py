@@ -85,6 +85,11 @@ class Fault:
     record: dict[str, Any] | None = None
 
     @classmethod
+    def none(cls, times: int = 1) -> Fault:
+        """Answer ``times`` requests normally (to let a fault strike later in a run)."""
+        return cls("none", times=times)
+
+    @classmethod
     def timeout(cls, delay_s: float, times: int = 1) -> Fault:
         """Answer only after ``delay_s`` (longer than the client's read timeout)."""
         return cls("delay", times=times, delay_s=delay_s)
@@ -469,6 +474,9 @@ class CatalogueStandIn:
     async def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit this: without it, headers and body written apart meet
+        # Nagle and delayed ACKs, and every response waits 40 ms.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
@@ -580,9 +588,7 @@ class CatalogueStandIn:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
             return _json({"detail": f"HTTP {fault.status}"}, status=fault.status, headers=headers)
         if fault.kind == "not_json":
-            return Response(
-                "<html><body>502 Bad Gateway</body></html>", media_type="text/html"
-            )
+            return Response("<html><body>502 Bad Gateway</body></html>", media_type="text/html")
         return None
 
     async def _entity(self, request: Request) -> Response:
@@ -590,8 +596,10 @@ class CatalogueStandIn:
         for item in self._items:
             if item.id == key:
                 expand = "Attributes" in ",".join(request.query_params.getlist("$expand"))
-                context = "$metadata#Products(Attributes())/$entity" if expand else (
-                    "$metadata#Products/$entity"
+                context = (
+                    "$metadata#Products(Attributes())/$entity"
+                    if expand
+                    else ("$metadata#Products/$entity")
                 )
                 return _json({"@odata.context": context, **_served(item, expand)})
         return _json({"detail": "Not found"}, status=404)

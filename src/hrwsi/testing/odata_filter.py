@@ -86,7 +86,7 @@ def tokenize(text: str) -> list[Token]:
     while position < len(text):
         match = _TOKEN.match(text, position)
         if match is None or match.end() == position:
-            raise FilterError(f"cannot read the filter at {text[position:position + 30]!r}")
+            raise FilterError(f"cannot read the filter at {text[position : position + 30]!r}")
         kind = match.lastgroup or ""
         tokens.append(Token(kind, match[kind]))
         position = match.end()
