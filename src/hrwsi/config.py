@@ -419,6 +419,8 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
             raise errors.ConfigError("file not found", source=source) from None
         except tomllib.TOMLDecodeError as exc:
             raise errors.ConfigError(f"not valid TOML: {exc}", source=source) from exc
+        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not text
+            raise errors.ConfigError(f"cannot read: {exc}", source=source) from exc
     try:
         overrides = _env_overrides(env)
     except errors.ConfigError as exc:
@@ -428,7 +430,9 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
     except ValidationError as exc:
         key, message = _describe(exc)
         env_keys = [k for k in env if k.startswith(ENV_PREFIX) and k not in _NOT_OVERRIDES]
-        if env_keys and not _key_in_file(data, key):
+        # Blame the environment when it set the key (it wins over the file) or when the file
+        # does not hold the key at all.
+        if env_keys and (_key_in_file(overrides, key) or not _key_in_file(data, key)):
             source = f"{source} (with {', '.join(sorted(env_keys))})"
         raise errors.ConfigError(message, source=source, key=key) from None
 
