@@ -1,0 +1,77 @@
+"""The launcher with the local executor: real subprocesses end with the right status and a retry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from launcher_support import add_chain, config, dispatch_keys, drive, has_ended, rows, statuses
+
+from hrwsi.executors.local import LocalExecutor
+from hrwsi.services.launcher import LauncherService
+
+STARTED, PROCESSED, INTERNAL, EXTERNAL = 1, 2, 3, 4
+
+# Attempt 1 misbehaves as told by argv[1]; attempt 2 writes its product and exits 0.
+ROUTINE = """
+import os, pathlib, signal, sys, time
+if os.environ["HRWSI_ATTEMPT"] == "1":
+    how = sys.argv[1]
+    if how == "fail":
+        print("cannot read input", file=sys.stderr)
+        sys.exit(2)
+    if how == "hang":
+        time.sleep(120)
+    if how == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+out = pathlib.Path(os.environ["HRWSI_DATA_ROOT"]) / os.environ["HRWSI_PRODUCT_PATH"].lstrip("/")
+out.mkdir(parents=True)
+(out / "product.txt").write_text(os.environ["HRWSI_INPUT_PATH"])
+"""
+
+
+def service(db_url: str, tmp_path: Path, how: str) -> LauncherService:
+    cfg = config(maja_command=("{python}", "-c", ROUTINE, how))
+    executor = LocalExecutor(
+        tmp_path / "runs", tmp_path / "data", timeout_factor=1.5 / 60, poll_interval_s=0.05
+    )
+    return LauncherService(cfg, db_url, executor)
+
+
+@pytest.mark.parametrize(
+    ("how", "first_status", "message"),
+    [
+        ("fail", INTERNAL, "exit code 2"),
+        ("hang", EXTERNAL, "timed out"),
+        ("killed", EXTERNAL, "SIGKILL"),
+        ("ok", PROCESSED, "exit code 0"),
+    ],
+)
+async def test_local_routine_outcome_and_retry(
+    db_url: str, conn: psycopg.AsyncConnection, tmp_path: Path, how: str, first_status: int,
+    message: str,
+) -> None:
+    """A local routine that fails, hangs or is killed is recorded as such and retried to success."""
+    (a,) = await add_chain(conn, 1)
+    launcher = service(db_url, tmp_path, how)
+    try:
+        await drive(launcher, lambda: has_ended(conn, a), timeout=60)
+    finally:
+        await launcher.aclose()
+    found = [s for _, s in await statuses(conn, a)]
+    expected = [STARTED, first_status] + ([] if how == "ok" else [STARTED, PROCESSED])
+    assert found == expected
+    first = await rows(
+        conn,
+        "SELECT w.message, d.log_path FROM hrwsi.processing_status_workflow w"
+        " JOIN hrwsi.nomad_job_dispatch d ON d.id = w.nomad_job_dispatch_fk_id"
+        " WHERE d.nomad_job_dispatch = %s AND w.processing_status_id <> 1",
+        f"task-{a}-attempt-1",
+    )
+    assert message in first[0][0]
+    assert first[0][1] and Path(first[0][1]).is_file()
+    (path,) = (await rows(conn, "SELECT product_path FROM hrwsi.products"))[0]
+    written = tmp_path / "data" / path.lstrip("/") / "product.txt"
+    assert written.read_text().endswith(".SAFE")
+    assert len(await dispatch_keys(conn, a)) == (1 if how == "ok" else 2)
