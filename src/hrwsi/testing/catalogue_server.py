@@ -451,6 +451,10 @@ class CatalogueStandIn:
         """Queue faults; each request for Products takes the first one still pending."""
         self._faults.extend(faults)
 
+    def clear_faults(self) -> None:
+        """Forget every fault still pending."""
+        self._faults.clear()
+
     @property
     def pending_faults(self) -> int:
         return sum(f.times for f in self._faults)
