@@ -72,7 +72,9 @@ class Collector:
         return [o.state for o in self.seen if o.key == key]
 
     async def wait_for(
-        self, key: str, done: Callable[[Outcome], bool] = lambda o: o.state.is_terminal,
+        self,
+        key: str,
+        done: Callable[[Outcome], bool] = lambda o: o.state.is_terminal,
         timeout: float = 10.0,
     ) -> Outcome:
         async def loop() -> Outcome:
@@ -92,9 +94,7 @@ class Collector:
 
 
 @contextlib.asynccontextmanager
-async def running(
-    nomad: NomadStandIn, **kw: Any
-) -> AsyncIterator[tuple[NomadExecutor, Collector]]:
+async def running(nomad: NomadStandIn, **kw: Any) -> AsyncIterator[tuple[NomadExecutor, Collector]]:
     executor = NomadExecutor(settings(nomad, **kw))
     collector = Collector(executor)
     try:
@@ -121,7 +121,7 @@ async def run_one(nomad: NomadStandIn, script: Script, **kw: Any) -> tuple[Outco
         return outcome, collector
 
 
-# -- §7 outcome table --------------------------------------------------------------------------
+# -- §7 outcome table ------------
 
 
 async def test_exit_zero_is_started_then_processed(nomad: NomadStandIn) -> None:
@@ -262,7 +262,7 @@ async def test_forget_purges_and_status_becomes_unknown(nomad: NomadStandIn) -> 
         assert (await executor.status(outcome_key)).state is RunState.UNKNOWN
 
 
-# -- crash safety and restarts --------------------------------------------------------------------
+# -- crash safety and restarts ------------
 
 
 async def test_submit_repeated_after_crash_runs_once(nomad: NomadStandIn) -> None:
@@ -300,7 +300,7 @@ async def test_restarted_executor_rebuilds_view_from_status(nomad: NomadStandIn)
         assert later.state is RunState.PROCESSED
 
 
-# -- event stream and outages -----------------------------------------------------------------------
+# -- event stream and outages ------------
 
 
 async def test_stream_cut_mid_run_loses_no_outcome(nomad: NomadStandIn) -> None:
@@ -370,7 +370,7 @@ async def test_nomad_unreachable_for_a_minute_catches_up(nomad: NomadStandIn) ->
     await outage_catch_up(nomad, 60.0)
 
 
-# -- errors ---------------------------------------------------------------------------------------------
+# -- errors ------------
 
 
 async def test_leader_loss_is_retried(nomad: NomadStandIn) -> None:
@@ -401,7 +401,7 @@ async def test_invalid_spec_is_rejected() -> None:
         await executor.aclose()
 
 
-# -- the job as Nomad receives it ------------------------------------------------------------------------
+# -- the job as Nomad receives it ------------
 
 
 async def test_secrets_never_reach_the_job_spec(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -417,7 +417,7 @@ async def test_secrets_never_reach_the_job_spec(monkeypatch: pytest.MonkeyPatch)
         sent = json.dumps(nomad.received_jobs)
         assert "s3cr3t-value-42" not in sent and "tok-very-secret" not in sent
         template = nomad.received_jobs[0]["Job"]["TaskGroups"][0]["Tasks"][0]["Templates"][0]
-        assert '{{ .S3_SECRET_KEY }}' in template["EmbeddedTmpl"] and template["Envvars"]
+        assert "{{ .S3_SECRET_KEY }}" in template["EmbeddedTmpl"] and template["Envvars"]
         assert all(r.headers.get("x-nomad-token") == "tok-very-secret" for r in nomad.requests)
         assert all("tok-very-secret" not in str(r.query) for r in nomad.requests)
 
