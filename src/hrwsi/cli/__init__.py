@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import dashboard, db, harvest, plan, retry
+from hrwsi.cli import dashboard, db, harvest, plan, retry, status
 
 app = typer.Typer(
     name="hrwsi",
@@ -36,6 +36,7 @@ dashboard.register(app)
 harvest.register(app)
 retry.register(app)
 plan.register(app)
+status.register(app)
 
 
 def main() -> None:
