@@ -47,6 +47,18 @@ DEFAULT_TIME_LIMIT_S = 1.5
 _RULE_URGENCY = 0  # routine whose most urgent ready task has the earliest latest-start first
 _RULE_WORK = 1  # routine with the most remaining work per VM it may still open first
 _RULE_AREA = 2  # routine with the largest remaining resource-time first
+_RULE_PRESSURE = 3  # routine whose remaining work most overloads its open VMs (+1) first
+_RULES = (_RULE_URGENCY, _RULE_WORK, _RULE_AREA, _RULE_PRESSURE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Strategy:
+    """How the list scheduler decides; the search tries several."""
+
+    rule: int = _RULE_URGENCY
+    hold: bool = True  # an idle VM stays open while its routine has unassigned tasks
+    round_robin: bool = True  # open one VM per routine per round (else fill the first routine)
+    seed: int | None = None  # random priority offsets on tasks (restarts)
 
 
 @dataclass(slots=True)
@@ -121,7 +133,7 @@ def _plan(instance: Instance, time_limit_s: float | None) -> Plan:
     if c.n == 0:
         return Plan(status="planned", lower_bound=bound, seconds=time.perf_counter() - began)
     limit = DEFAULT_TIME_LIMIT_S if time_limit_s is None else max(0.0, time_limit_s)
-    best = _search(c, _routine_bounds(c), began + limit)
+    best = _Search(c, _routine_bounds(c), began + limit).search()
     if best is None:
         return Plan(
             status="search_failed",
@@ -399,17 +411,15 @@ def _vm_bound_or_zero(c: _Compiled) -> int:
 def _simulate(
     c: _Compiled,
     budget: Sequence[int],
-    *,
-    rule: int,
-    hold: bool,
-    noise: list[int] | None = None,
+    strategy: _Strategy,
 ) -> _Schedule:
-    """Run the event-driven list scheduler once with ``budget[r]`` VMs at most per routine.
-
-    ``hold``: an idle VM stays open while its routine still has unassigned tasks (fewer VMs);
-    otherwise it closes as soon as nothing is ready for it (frees quota, more VMs).
-    ``noise``: per-task priority offsets (random restarts).
-    """
+    """Run the event-driven list scheduler once with ``budget[r]`` VMs at most per routine."""
+    rule, hold, round_robin = strategy.rule, strategy.hold, strategy.round_robin
+    noise: list[int] | None = None
+    if strategy.seed is not None:
+        rng = random.Random(strategy.seed)
+        spread = max(1, c.t_max // 4)
+        noise = [rng.randrange(spread) for _ in range(c.n)]
     n = c.n
     nr = len(c.routine_names)
     cpu, ram, sto, rdur = c.cpu, c.ram, c.storage, c.rdur
@@ -443,7 +453,13 @@ def _simulate(
     times: list[int] = []
     first_start = [-1] * nr
     remaining_work = [c.count[r] * rdur[r] for r in range(nr)]
-    area = [remaining_work[r] * (cpu[r] + ram[r] + sto[r] + 1) for r in range(nr)]
+    area = [rdur[r] * (cpu[r] + ram[r] + sto[r] + 1) for r in range(nr)]
+    open_now = [0] * nr
+    last_due = [0] * nr
+    for i in range(n):
+        due = c.latest_start[i] + rdur[task_routine[i]]
+        if due > last_due[task_routine[i]]:
+            last_due[task_routine[i]] = due
     t = 0
     completed: list[int] = []
 
@@ -480,6 +496,7 @@ def _simulate(
                 u_ram -= ram[r] * k
                 u_sto -= sto[r] * k
                 u_vm -= k
+                open_now[r] -= k
                 free.clear()
         # 4. Open new VMs, one per routine per round, most critical routine first.
         candidates = [r for r in range(nr) if ready[r] and opened[r] < budget[r]]
@@ -491,45 +508,55 @@ def _simulate(
                     for r in candidates:
                         remaining_work[r] = unassigned[r] * rdur[r]
                     candidates.sort(key=lambda r: -remaining_work[r] / (budget[r] - opened[r]))
-                else:
+                elif rule == _RULE_AREA:
                     candidates.sort(key=lambda r: -area[r] * unassigned[r])
+                else:
+                    for r in candidates:
+                        remaining_work[r] = unassigned[r] * rdur[r]
+                    candidates.sort(
+                        key=lambda r: (
+                            -remaining_work[r] / ((open_now[r] + 1) * max(last_due[r] - t, 1))
+                        )
+                    )
             progress = True
             while progress:
                 progress = False
                 for r in candidates:
-                    if not ready[r] or opened[r] >= budget[r]:
-                        continue
-                    if (
-                        u_cpu + cpu[r] > cpu_max
-                        or u_ram + ram[r] > ram_max
-                        or u_sto + sto[r] > sto_max
-                        or u_vm + 1 > vm_max
+                    while (
+                        ready[r]
+                        and opened[r] < budget[r]
+                        and u_cpu + cpu[r] <= cpu_max
+                        and u_ram + ram[r] <= ram_max
+                        and u_sto + sto[r] <= sto_max
+                        and u_vm < vm_max
                     ):
-                        continue
-                    u_cpu += cpu[r]
-                    u_ram += ram[r]
-                    u_sto += sto[r]
-                    u_vm += 1
-                    opened[r] += 1
-                    vm = len(vm_routine)
-                    vm_routine.append(r)
-                    vm_start.append(t)
-                    vm_stop.append(t)
-                    if first_start[r] < 0:
-                        first_start[r] = t
-                    task = heapq.heappop(ready[r]) % n
-                    start[task] = t
-                    vm_of[task] = vm
-                    end = t + rdur[r]
-                    vm_stop[vm] = end
-                    unassigned[r] -= 1
-                    bucket = events.get(end)
-                    if bucket is None:
-                        events[end] = [task]
-                        heapq.heappush(times, end)
-                    else:
-                        bucket.append(task)
-                    progress = True
+                        u_cpu += cpu[r]
+                        u_ram += ram[r]
+                        u_sto += sto[r]
+                        u_vm += 1
+                        opened[r] += 1
+                        open_now[r] += 1
+                        vm = len(vm_routine)
+                        vm_routine.append(r)
+                        vm_start.append(t)
+                        vm_stop.append(t)
+                        if first_start[r] < 0:
+                            first_start[r] = t
+                        task = heapq.heappop(ready[r]) % n
+                        start[task] = t
+                        vm_of[task] = vm
+                        end = t + rdur[r]
+                        vm_stop[vm] = end
+                        unassigned[r] -= 1
+                        bucket = events.get(end)
+                        if bucket is None:
+                            events[end] = [task]
+                            heapq.heappush(times, end)
+                        else:
+                            bucket.append(task)
+                        progress = True
+                        if round_robin:
+                            break
         if not times:
             break
         t = heapq.heappop(times)
@@ -605,83 +632,114 @@ def _grow(
 # The search over VM budgets and strategies.
 
 
-def _search(c: _Compiled, floor: list[int], deadline: float) -> _Schedule | None:
-    best: _Schedule | None = None
-    best_strategy: tuple[int, bool] = (_RULE_URGENCY, True)
-    best_budget: list[int] = []
-    nr = len(c.routine_names)
-    start_budget = [max(1, x) if c.count[r] else 0 for r, x in enumerate(floor)]
-    pass_seconds = 0.0
+_STRATEGIES = (
+    _Strategy(_RULE_URGENCY, hold=True, round_robin=True),
+    _Strategy(_RULE_PRESSURE, hold=True, round_robin=True),
+    _Strategy(_RULE_WORK, hold=True, round_robin=True),
+    _Strategy(_RULE_AREA, hold=True, round_robin=True),
+    _Strategy(_RULE_PRESSURE, hold=True, round_robin=False),
+    _Strategy(_RULE_URGENCY, hold=True, round_robin=False),
+    _Strategy(_RULE_URGENCY, hold=False, round_robin=True),
+    _Strategy(_RULE_PRESSURE, hold=False, round_robin=True),
+)
+_RESTARTS_WITHOUT_PROGRESS = 200
 
-    def out_of_time() -> bool:
-        return time.perf_counter() + pass_seconds > deadline
 
-    def run(budget: list[int], rule: int, hold: bool, noise: list[int] | None = None) -> _Schedule:
-        nonlocal best, best_strategy, best_budget, pass_seconds
+class _Search:
+    """Budget growth under several strategies, reduction, then random restarts, in time."""
+
+    def __init__(self, c: _Compiled, floor: list[int], deadline: float) -> None:
+        self.c = c
+        self.floor = floor
+        self.deadline = deadline
+        self.start_budget = [max(1, x) if c.count[r] else 0 for r, x in enumerate(floor)]
+        self.target = sum(self.start_budget)
+        self.best: _Schedule | None = None
+        self.best_strategy = _STRATEGIES[0]
+        self.pass_seconds = 0.0
+
+    def out_of_time(self) -> bool:
+        return time.perf_counter() + self.pass_seconds > self.deadline
+
+    def done(self) -> bool:
+        return self.best is not None and self.best.n_vms <= self.target
+
+    def run(self, budget: list[int], strategy: _Strategy) -> _Schedule:
         began = time.perf_counter()
-        s = _simulate(c, budget, rule=rule, hold=hold, noise=noise)
-        pass_seconds = max(pass_seconds, time.perf_counter() - began)
-        if s.feasible and (best is None or s.key() < best.key()):
-            best, best_strategy, best_budget = s, (rule, hold), list(budget)
+        s = _simulate(self.c, budget, strategy)
+        self.pass_seconds = max(self.pass_seconds, time.perf_counter() - began)
+        if s.feasible and (self.best is None or s.key() < self.best.key()):
+            self.best, self.best_strategy = s, strategy
         return s
 
-    # Budget growth under each strategy; the first is computed whatever the time limit.
-    for rule, hold in (
-        (_RULE_URGENCY, True),
-        (_RULE_WORK, True),
-        (_RULE_AREA, True),
-        (_RULE_URGENCY, False),
-    ):
-        budget = list(start_budget)
-        for _ in range(64):
-            s = run(budget, rule, hold)
-            if s.feasible or s.grow == budget:
-                break
+    def grow(self, strategy: _Strategy, steps: int = 64) -> None:
+        """From the lower bound, grow the budgets of the routines made late by them."""
+        budget = list(self.start_budget)
+        for _ in range(steps):
+            s = self.run(budget, strategy)
+            if s.feasible or s.grow == budget or self.out_of_time():
+                return
             budget = s.grow
-            if out_of_time():
-                break
-        if best is not None and best.n_vms <= sum(start_budget):
-            break
-        if out_of_time():
-            break
-    if best is None and not out_of_time():
-        # Relaxed: unlimited VMs that close when idle (pure resource-constrained scheduling).
-        run(list(c.count), _RULE_URGENCY, False)
-    if best is None:
-        rng = random.Random(len(c.ids) * 7919 + c.t_max)
-        spread = max(1, c.t_max // 4)
-        while best is None and not out_of_time():
-            noise = [rng.randrange(spread) for _ in range(c.n)]
-            rule = rng.choice((_RULE_URGENCY, _RULE_WORK, _RULE_AREA))
-            run(list(c.count), rule, False, noise)
-            if best is None:
-                budget = [max(x, 1) if c.count[r] else 0 for r, x in enumerate(floor)]
-                for _ in range(16):
-                    s = run(budget, rule, True, noise)
-                    if s.feasible or s.grow == budget or out_of_time():
-                        break
-                    budget = s.grow
-    if best is None:
-        return None
 
-    # Reduction: one VM fewer per routine while it still plans.
-    rule, hold = best_strategy
-    improved = True
-    while improved and not out_of_time():
-        improved = False
-        used = [0] * nr
-        for r in best.vm_routine:
-            used[r] += 1
-        for r in range(nr):
-            if used[r] <= max(floor[r], 1) or out_of_time():
-                continue
-            budget = list(best_budget)
-            budget[r] = used[r] - 1
-            before = best
-            run(budget, rule, hold)
-            if best is not before:
-                improved = True
-    return best
+    def used(self) -> list[int]:
+        used = [0] * len(self.c.routine_names)
+        if self.best is not None:
+            for r in self.best.vm_routine:
+                used[r] += 1
+        return used
+
+    def reduce(self) -> None:
+        """One VM fewer for a routine, under any strategy, while that still plans."""
+        improved = True
+        while improved and not self.done():
+            improved = False
+            used = self.used()
+            for r in range(len(used)):
+                if used[r] <= max(self.floor[r], 1):
+                    continue
+                budget = list(used)
+                budget[r] -= 1
+                before = self.best
+                others = [x for x in _STRATEGIES if x != self.best_strategy]
+                for strategy in (self.best_strategy, *others):
+                    if self.out_of_time():
+                        return
+                    self.run(budget, strategy)
+                    if self.best is not before:
+                        improved = True
+                        break
+                if improved:
+                    break
+
+    def search(self) -> _Schedule | None:
+        for k, strategy in enumerate(_STRATEGIES):
+            if (k and self.out_of_time()) or self.done():
+                break
+            self.grow(strategy)
+        if self.best is None and not self.out_of_time():
+            # Relaxed: unlimited VMs that close when idle (pure resource-constrained scheduling).
+            self.run(list(self.c.count), _Strategy(_RULE_URGENCY, hold=False))
+        self.reduce()
+        rng = random.Random(self.c.n * 7919 + self.c.t_max)
+        stale = 0
+        while not self.done() and not self.out_of_time() and stale < _RESTARTS_WITHOUT_PROGRESS:
+            strategy = _Strategy(
+                rule=rng.choice(_RULES),
+                hold=rng.random() < 0.75,
+                round_robin=rng.random() < 0.6,
+                seed=rng.randrange(1 << 30),
+            )
+            before = self.best
+            if self.best is None and rng.random() < 0.3:
+                self.run(list(self.c.count), strategy)
+            else:
+                self.grow(strategy, steps=16)
+            if self.best is not before:
+                stale = 0
+                self.reduce()
+            else:
+                stale += 1
+        return self.best
 
 
 def _vms(c: _Compiled, s: _Schedule) -> tuple[VM, ...]:
