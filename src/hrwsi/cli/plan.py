@@ -48,16 +48,60 @@ def _load_instance(path: Path) -> Instance:
 def _plan_from_database(*, dry_run: bool, time_limit_s: float | None) -> tuple[Instance, Plan]:
     """Plan the inputs pending in the database: the instance built from them, and its plan.
 
-    Contract for the planning service: build the instance exactly as a service pass would
-    (pending inputs -> tasks, routines and limits from the configuration), plan it with
-    :func:`hrwsi.domain.planner.plan`, and write nothing when ``dry_run`` is true. Raise
-    :class:`errors.HrwsiError` subclasses for failures; the caller turns them into a message.
-    Until the service provides it, this source is unavailable and says so.
+    One pass of :class:`hrwsi.services.orchestrator.OrchestratorService`: with ``dry_run`` it
+    plans what is pending now and rolls back (no lock, nothing written); without, it takes the
+    planning lock and writes the VMs and tasks as the running service would. Inputs by
+    condition, VMs by flavour and what was written go to stderr (stdout stays the plan or its
+    JSON). A pass that could not plan returns a non-feasible plan saying why (exit 1).
     """
-    common.fail(
-        "planning from the database is not available in this build; "
-        "pass --instance FILE.json to plan a standalone instance"
-    )
+    from hrwsi.domain import planning
+    from hrwsi.services import orchestrator
+
+    cfg = common.load_config()
+    database = common.open_database(cfg)
+
+    def plan_with_limit(instance: Instance) -> Plan:
+        limit = orchestrator.search_time_limit(len(instance.tasks))
+        return planner.plan(instance, time_limit_s=limit if time_limit_s is None else time_limit_s)
+
+    async def one_pass() -> orchestrator.PassResult:
+        svc = orchestrator.OrchestratorService(cfg, database.url, planner=plan_with_limit)
+        try:
+            return await svc.plan_pending(write=not dry_run)
+        finally:
+            await svc.aclose()
+
+    result = common.run(one_pass())
+    out = common.console
+    conditions = ", ".join(f"{k} {v}" for k, v in result.inputs_by_condition.items())
+    out.print(f"pending inputs: {conditions or 'none'}", highlight=False)
+    if result.vms_by_flavour:
+        flavours = ", ".join(f"{k} {v}" for k, v in result.vms_by_flavour.items())
+        out.print(f"VMs by flavour: {flavours}", highlight=False)
+    for why, n in result.left_pending.items():
+        out.print(f"left pending: {n} ({why.replace('_', ' ')})", highlight=False)
+    if result.outcome == "written":
+        out.print(
+            f"wrote {result.vms_written} VMs and {result.tasks_written} tasks", highlight=False
+        )
+    elif result.outcome == "dry_run":
+        out.print("dry run: nothing written", highlight=False)
+    limits = orchestrator.remaining_limits(cfg, ())
+    empty = planning.Instance(limits=limits, routines={}, tasks=())
+    instance = result.instance or empty
+    if result.outcome == "plan_invalid":
+        common.fail(f"the planner made an invalid plan, nothing written: {result.reason}", code=1)
+    if result.plan is not None:
+        return instance, result.plan
+    if result.outcome == "nothing_pending":
+        return empty, Plan(status="planned")
+    if result.outcome == "locked":
+        common.fail("another orchestrator is planning right now; try again", code=1)
+    if result.outcome == "no_capacity":
+        reason = "VMs still running use up a quota; the inputs wait for them to end"
+    else:
+        reason = result.reason or result.outcome.replace("_", " ")
+    return instance, Plan(status="impossible", reason=reason)
 
 
 def _summary(plan: Plan, instance: Instance) -> str:
