@@ -28,6 +28,7 @@ Behaviour = Literal["succeed", "fail", "hang"]
 HARNESSES: dict[str, str] = {
     "fake": "test_executor_contract:FakeHarness",
     "local": "test_executor_contract:LocalHarness",
+    "nomad": "hrwsi.testing.nomad_server:ContractHarness",
 }
 
 

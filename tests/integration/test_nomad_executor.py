@@ -240,15 +240,22 @@ async def test_garbage_collected_before_seen_is_lost_track(nomad: NomadStandIn) 
     """A run that ends and is GC'd while the executor hears nothing is reported 'lost track'."""
     nomad.gc_threshold_s = 0.1
     a = attempt()
-    nomad.scripts[f"hrwsi-{a.key}"] = Script(start_delay_s=0.3, run_s=0.1)
-    async with running(nomad, sweep_interval_s=2.5, event_silence_s=30) as (executor, collector):
+    nomad.scripts[f"hrwsi-{a.key}"] = Script(start_delay_s=0.2, run_s=0.1)
+    async with running(nomad, sweep_interval_s=2.0, event_silence_s=30) as (executor, collector):
         await executor.submit(a)
-        await asyncio.sleep(0.1)
         nomad.silence_streams()
+        nomad.leader_lost = True  # every read fails while the run ends and is collected
+        for _ in range(100):
+            if nomad.job(f"hrwsi-{a.key}") is None:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the stand-in never collected the job")
+        nomad.leader_lost = False
         outcome = await collector.wait_for(a.key)
         assert outcome.state is RunState.EXTERNAL_ERROR and "lost track" in outcome.message
-        assert nomad.job(f"hrwsi-{a.key}") is None
         assert nomad.runs_started == [f"hrwsi-{a.key}"]
+        assert RunState.PROCESSED not in collector.states(a.key)
 
 
 async def test_forget_purges_and_status_becomes_unknown(nomad: NomadStandIn) -> None:

@@ -31,9 +31,11 @@ the values there (``nomad var put nomad/jobs NAME=…``). The ACL token only tra
 ``X-Nomad-Token`` header.
 
 **Outcomes** come from the event stream (topics ``Job`` and ``Allocation``, filtered here by
-the job prefix since Nomad filter keys match whole ids), and from a sweep that reads every
-followed run (``status``) every ``sweep_interval_s`` and after every stream (re)connection:
-nothing that happened while the stream was cut or Nomad unreachable is missed. Mapping per
+the job prefix since Nomad filter keys match whole ids) and from the reconcile path, a sweep
+that runs continuously and after every stream (re)connection, so nothing that happened while
+the stream was cut or Nomad unreachable is missed. The sweep is a blocking query on
+``GET /v1/jobs?prefix=<job_prefix>-`` (it wakes when one of our jobs changes, at the latest
+after ``sweep_interval_s``) and reads back (``status``) only the runs that moved. Mapping per
 CONTRACT.md §7, see :func:`classify_allocation`. A run no node can take within
 ``placement_timeout_s`` is stopped and reported as an external error (placement); it is
 purged, like every run, by :meth:`forget` once the launcher has recorded it.
@@ -247,6 +249,7 @@ class _Run:
     eval_id: str = ""
     emitted: RunState | None = None
     final: Outcome | None = None
+    fingerprint: str = ""
 
 
 class NomadExecutor:
@@ -435,8 +438,17 @@ class NomadExecutor:
     def _open_keys(self) -> list[str]:
         return [key for key, run in self._runs.items() if run.final is None]
 
-    async def _sweep(self) -> None:
-        """Read back every followed run that has no final outcome yet."""
+    async def _sweep(self, listing: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Read back the followed runs that may have moved (all of them without a listing).
+
+        With a job listing (``GET /v1/jobs?prefix=``), a run is read only when its job is
+        missing (purged, GC'd), dead, pending past the placement timeout, or changed since
+        the last sweep (``ModifyIndex`` or summary counts).
+        """
+        keys = self._open_keys()
+        if listing is not None:
+            listed = {str(stub.get("ID")): stub for stub in listing}
+            keys = [key for key in keys if self._may_have_moved(key, listed.get(self.job_id(key)))]
         limit = asyncio.Semaphore(8)
 
         async def one(key: str) -> None:
@@ -446,18 +458,60 @@ class NomadExecutor:
                 except errors.ExecutorError as exc:
                     log.warning("nomad.sweep_failed", extra={"key": key, "error": str(exc)})
 
-        await asyncio.gather(*(one(key) for key in self._open_keys()))
+        await asyncio.gather(*(one(key) for key in keys))
+
+    def _may_have_moved(self, key: str, stub: Mapping[str, Any] | None) -> bool:
+        run = self._runs[key]
+        if stub is None or stub.get("Status") == "dead":
+            return True
+        summary = (stub.get("JobSummary") or {}).get("Summary")
+        fingerprint = json.dumps([stub.get("ModifyIndex"), summary], sort_keys=True)
+        moved = fingerprint != run.fingerprint
+        run.fingerprint = fingerprint
+        if stub.get("Status") == "pending":
+            waited_s = (time.time_ns() - int(stub.get("SubmitTime") or 0)) / _NS
+            return moved or waited_s > self._settings.placement_timeout_s
+        return moved
+
+    async def _reconnected(self) -> None:
+        """After every (re)connection of the stream: catch up with what it missed."""
+        try:
+            listing = await self._client.list_jobs(prefix=self._settings.job_prefix + "-")
+        except errors.ExecutorError as exc:
+            log.warning("nomad.sweep_failed", extra={"error": str(exc)})
+            return
+        await self._sweep(listing.value)
 
     async def _sweep_forever(self) -> None:
+        """The reconcile path: a blocking query on our jobs, then a sweep of what moved.
+
+        The query returns when one of our jobs changes or after ``sweep_interval_s``, so
+        placement timeouts are checked at least that often.
+        """
+        index: int | None = None
+        prefix = self._settings.job_prefix + "-"
         while True:
-            await asyncio.sleep(self._settings.sweep_interval_s)
-            await self._sweep()
+            started = time.monotonic()
+            try:
+                listing = await self._client.list_jobs(
+                    prefix=prefix, index=index, wait_s=self._settings.sweep_interval_s
+                )
+            except errors.ExecutorError as exc:
+                log.warning("nomad.sweep_failed", extra={"error": str(exc)})
+                index = None
+                await asyncio.sleep(self._settings.sweep_interval_s)
+                continue
+            index = listing.index if listing.index > 0 else None
+            await self._sweep(listing.value)
+            # At most about four passes per interval however busy the cluster is.
+            pause = self._settings.sweep_interval_s / 4 - (time.monotonic() - started)
+            await asyncio.sleep(max(pause, 0.0))
 
     async def _follow_events(self) -> None:
         while True:
             try:
                 async for frame in self._client.events(
-                    ["Job", "Allocation"], index=self._event_index, on_connect=self._sweep
+                    ["Job", "Allocation"], index=self._event_index, on_connect=self._reconnected
                 ):
                     self._event_index = max(self._event_index, int(frame.get("Index") or 0))
                     await self._on_frame(frame)

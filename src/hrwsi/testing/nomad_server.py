@@ -52,6 +52,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -59,6 +60,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+from hrwsi.config import NomadExecutorConfig
+from hrwsi.executors.base import Attempt, RoutineSpec
+from hrwsi.executors.nomad import NomadExecutor
 
 _NS = 1_000_000_000
 _ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -445,7 +450,7 @@ class NomadStandIn:
                 index = await self._block(request, "jobs")
                 prefix = request.query_params.get("prefix", "")
                 jobs = [
-                    self._render_job(j)
+                    self._job_stub(j)
                     for (jns, jid), j in sorted(self._jobs.items())
                     if jns == ns and jid.startswith(prefix)
                 ]
@@ -1259,6 +1264,22 @@ class NomadStandIn:
         )
         return rendered
 
+    def _job_stub(self, job: _Job) -> dict[str, Any]:
+        keys = ("ID", "ParentID", "Name", "Namespace", "Datacenters", "Type", "Priority", "Stop")
+        stub = {k: job.spec.get(k) for k in keys}
+        stub.update(
+            Periodic=False,
+            ParameterizedJob=job.parameterized,
+            Status=job.status,
+            StatusDescription="",
+            JobSummary=self._summary(job),
+            CreateIndex=job.create_index,
+            ModifyIndex=job.modify_index,
+            JobModifyIndex=job.job_modify_index,
+            SubmitTime=job.submit_time,
+        )
+        return stub
+
     def _summary(self, job: _Job) -> dict[str, Any]:
         summary: dict[str, dict[str, int]] = {}
         for group in job.spec["TaskGroups"]:
@@ -1427,3 +1448,44 @@ class NomadStandIn:
                 collected = True
         if collected:
             self._write(["jobs", "job_summary", "allocs", "evals"], [])
+
+
+class ContractHarness:
+    """The Nomad executor on a fresh stand-in, for ``tests/integration/test_executor_contract``.
+
+    ``async with ContractHarness(tmp_path) as executor``; ``attempt(task_id, behaviour)`` makes
+    an attempt whose job will ``"succeed"``, ``"fail"`` (exit 4) or ``"hang"``.
+    """
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.nomad = NomadStandIn(nodes=["vm-1"], heartbeat_s=0.2)
+        self.executor: NomadExecutor | None = None
+
+    async def __aenter__(self) -> NomadExecutor:
+        await self.nomad.__aenter__()
+        settings = NomadExecutorConfig(
+            address=self.nomad.address,
+            sweep_interval_s=0.5,
+            placement_timeout_s=5.0,
+            request_timeout_s=5.0,
+            event_silence_s=2.0,
+            backoff_initial_s=0.0,
+            backoff_max_s=0.0,
+        )
+        self.executor = NomadExecutor(settings)
+        return self.executor
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.executor is not None:
+            await self.executor.aclose()
+        await self.nomad.__aexit__(*exc)
+
+    def attempt(self, task_id: int, behaviour: str) -> Attempt:
+        routine = RoutineSpec("R", 1, 1, 1, 1, docker_image="busybox:1")
+        attempt = Attempt(task_id, 1, routine, "vm-1", ("/in/x",), "/HRWSI/L2A/PC/T/x")
+        scripts = {"succeed": Script(), "fail": Script(exit_code=4), "hang": Script(hang=True)}
+        job_id = (
+            "hrwsi-" + attempt.key if self.executor is None else self.executor.job_id(attempt.key)
+        )
+        self.nomad.scripts[job_id] = scripts[behaviour]
+        return attempt
