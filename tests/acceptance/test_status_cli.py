@@ -12,11 +12,11 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
 
-from launcher_support import add_chain, config, drive, has_ended  # noqa: E402
+from launcher_support import add_chain, config, drive, has_ended
 
-from hrwsi.executors.base import RunState  # noqa: E402
-from hrwsi.executors.fake import FakeExecutor  # noqa: E402
-from hrwsi.services.launcher import LauncherService  # noqa: E402
+from hrwsi.executors.base import RunState
+from hrwsi.executors.fake import FakeExecutor
+from hrwsi.services.launcher import LauncherService
 
 
 def _status(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,11 @@ def _status(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env["HRWSI_DATABASE_URL"] = db_url
     return subprocess.run(
         [sys.executable, "-m", "hrwsi", "status", *args],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -44,20 +48,30 @@ async def test_status_reports_every_state(db_url: str, conn: psycopg.AsyncConnec
     # first of vm-c: one internal error, its retry not yet dispatched (make it wait)
     await conn.execute(
         "UPDATE hrwsi.processing_tasks SET has_ended = false,"
-        " next_attempt_at = now() + interval '1 hour' WHERE id = %s", (first,))
+        " next_attempt_at = now() + interval '1 hour' WHERE id = %s",
+        (first,),
+    )
     await conn.execute(
         "DELETE FROM hrwsi.nomad_job_dispatch WHERE processing_task_fk_id = %s"
-        " AND nomad_job_dispatch <> %s", (first, f"task-{first}-attempt-1"))
-    await conn.execute("DELETE FROM hrwsi.nomad_job_dispatch WHERE processing_task_fk_id = %s",
-                       (pending,))
-    await conn.execute("UPDATE hrwsi.processing_tasks SET has_ended = false WHERE id = %s",
-                       (pending,))
+        " AND nomad_job_dispatch <> %s",
+        (first, f"task-{first}-attempt-1"),
+    )
+    await conn.execute(
+        "DELETE FROM hrwsi.nomad_job_dispatch WHERE processing_task_fk_id = %s", (pending,)
+    )
+    await conn.execute(
+        "UPDATE hrwsi.processing_tasks SET has_ended = false WHERE id = %s", (pending,)
+    )
 
     done = _status(db_url, "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["tasks"] == {
-        "pending": 1, "running": 1, "waiting_retry": 1, "processed": 1, "failed": 1,
+        "pending": 1,
+        "running": 1,
+        "waiting_retry": 1,
+        "processed": 1,
+        "failed": 1,
     }
     assert report["inputs"] == {"MAJA_PC": 5}
     assert report["products"]["S2_MAJA_L2A"] == 1

@@ -22,7 +22,9 @@ FAST_RETRY = RetryConfig(
 )
 
 
-def config(retry: RetryConfig = FAST_RETRY, maja_command: tuple[str, ...] = (), **kw: Any) -> Config:
+def config(
+    retry: RetryConfig = FAST_RETRY, maja_command: tuple[str, ...] = (), **kw: Any
+) -> Config:
     """The default configuration with fast retries (and optionally MAJA's local command)."""
     base = Config(retry=retry, **kw)
     if not maja_command:
@@ -36,8 +38,15 @@ def config(retry: RetryConfig = FAST_RETRY, maja_command: tuple[str, ...] = (), 
 
 def routine_with(command: tuple[str, ...], duration: int = 1) -> RoutineConfig:
     return RoutineConfig(
-        name="MAJA", cpu=1, ram=1, storage=1, duration=duration, input_type="MSIL1C",
-        product_data_type="L2A", product_type_code="S2_MAJA_L2A", command=command,
+        name="MAJA",
+        cpu=1,
+        ram=1,
+        storage=1,
+        duration=duration,
+        input_type="MSIL1C",
+        product_data_type="L2A",
+        product_type_code="S2_MAJA_L2A",
+        command=command,
     )
 
 
@@ -61,8 +70,9 @@ async def add_vm(conn: psycopg.AsyncConnection, name: str = "vm-1") -> uuid.UUID
     return vm
 
 
-async def add_chain(conn: psycopg.AsyncConnection, length: int, vm_name: str = "vm-1",
-                    first: int = 0) -> list[int]:
+async def add_chain(
+    conn: psycopg.AsyncConnection, length: int, vm_name: str = "vm-1", first: int = 0
+) -> list[int]:
     """A VM running ``length`` tasks one after another; returns the task ids in order."""
     vm = await add_vm(conn, vm_name)
     tasks: list[int] = []
@@ -103,7 +113,9 @@ async def statuses(conn: psycopg.AsyncConnection, task_id: int) -> list[tuple[st
 
 async def dispatch_keys(conn: psycopg.AsyncConnection, task_id: int | None = None) -> list[str]:
     if task_id is None:
-        found = await rows(conn, "SELECT nomad_job_dispatch FROM hrwsi.nomad_job_dispatch ORDER BY id")
+        found = await rows(
+            conn, "SELECT nomad_job_dispatch FROM hrwsi.nomad_job_dispatch ORDER BY id"
+        )
     else:
         found = await rows(
             conn,

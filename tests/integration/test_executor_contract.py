@@ -33,10 +33,23 @@ HARNESSES: dict[str, str] = {
 
 
 def _attempt(task_id: int, command: tuple[str, ...]) -> Attempt:
-    spec = RoutineSpec(name="R", cpu=1, ram=1, storage=1, duration_minutes=1,
-                       docker_image="busybox:1", command=command)
-    return Attempt(task_id=task_id, attempt=1, routine=spec, vm_name="vm-1",
-                   input_paths=("/in/x",), product_path="/HRWSI/L2A/PC/T/2026/01/01/x")
+    spec = RoutineSpec(
+        name="R",
+        cpu=1,
+        ram=1,
+        storage=1,
+        duration_minutes=1,
+        docker_image="busybox:1",
+        command=command,
+    )
+    return Attempt(
+        task_id=task_id,
+        attempt=1,
+        routine=spec,
+        vm_name="vm-1",
+        input_paths=("/in/x",),
+        product_path="/HRWSI/L2A/PC/T/2026/01/01/x",
+    )
 
 
 class FakeHarness:
@@ -88,8 +101,9 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return getattr(importlib.import_module(module), name)(tmp_path)
 
 
-async def _until(executor: Executor, key: str, want: RunState | None = None,
-                 timeout: float = 30) -> list[Outcome]:
+async def _until(
+    executor: Executor, key: str, want: RunState | None = None, timeout: float = 30
+) -> list[Outcome]:
     """Observations of ``key`` until a terminal one (or ``want``) arrives."""
     seen: list[Outcome] = []
 
@@ -156,9 +170,12 @@ async def test_cancel_ends_a_running_attempt(harness: Any) -> None:
         await executor.cancel(a.key)
 
         async def _terminal() -> Outcome:
-            while not (o := await executor.status(a.key)).state.is_terminal:
+            for _ in range(600):
+                o = await executor.status(a.key)
+                if o.state.is_terminal:
+                    return o
                 await asyncio.sleep(0.05)
-            return o
+            raise AssertionError("the cancelled run never ended")
 
         out = await asyncio.wait_for(_terminal(), 30)
         assert out.state is RunState.EXTERNAL_ERROR

@@ -45,8 +45,10 @@ async def test_chain_runs_in_order(db_url: str, conn: psycopg.AsyncConnection) -
         fake.advance(f"task-{a}-attempt-1")  # processed
         await drive(service, lambda: _has_dispatch(conn, b))
         assert await dispatch_keys(conn, c) == []
-        assert await statuses(conn, a) == [(f"task-{a}-attempt-1", STARTED),
-                                           (f"task-{a}-attempt-1", PROCESSED)]
+        assert await statuses(conn, a) == [
+            (f"task-{a}-attempt-1", STARTED),
+            (f"task-{a}-attempt-1", PROCESSED),
+        ]
     finally:
         await service.aclose()
 
@@ -58,7 +60,7 @@ async def _has_dispatch(conn: psycopg.AsyncConnection, task_id: int) -> bool:
 async def test_failed_for_good_predecessor_does_not_block_the_chain(
     db_url: str, conn: psycopg.AsyncConnection
 ) -> None:
-    """A task that failed for good is skipped: the next task of its VM runs, and ended is notified."""
+    """A task failed for good is skipped: the next task of its VM runs; ended is notified."""
     a, b = await add_chain(conn, 2)
     await conn.execute("LISTEN processing_task_ended")
     fake = FakeExecutor(default=(RunState.STARTED, RunState.INTERNAL_ERROR))
@@ -170,7 +172,7 @@ async def test_launcher_killed_before_submit_runs_the_attempt_once(
 async def test_launcher_killed_after_submit_records_the_run_without_rerunning(
     db_url: str, conn: psycopg.AsyncConnection
 ) -> None:
-    """Submitted, then the launcher died before recording: the next one records, runs nothing new."""
+    """Submitted, then the launcher died before recording: the next records, runs nothing."""
     (a,) = await add_chain(conn, 1)
     fake = FakeExecutor()  # the platform: it keeps running after the launcher dies
     first = launcher(db_url, fake)
@@ -189,27 +191,36 @@ async def test_launcher_killed_after_submit_records_the_run_without_rerunning(
     assert len(await rows(conn, "SELECT 1 FROM hrwsi.products")) == 1
 
 
-async def test_repeated_outcomes_are_recorded_once(db_url: str, conn: psycopg.AsyncConnection) -> None:
-    """An event stream that repeats started and processed still gives one row of each, one product."""
+async def test_repeated_outcomes_are_recorded_once(
+    db_url: str, conn: psycopg.AsyncConnection
+) -> None:
+    """A stream repeating started and processed gives one row of each and one product."""
     (a,) = await add_chain(conn, 1)
     key = f"task-{a}-attempt-1"
     fake = FakeExecutor(auto=False)
     service = launcher(db_url, fake)
     try:
         await service.reconcile()
-        for state in (RunState.STARTED, RunState.STARTED, RunState.PROCESSED, RunState.STARTED,
-                      RunState.PROCESSED, RunState.INTERNAL_ERROR):
+        for state in (
+            RunState.STARTED,
+            RunState.STARTED,
+            RunState.PROCESSED,
+            RunState.STARTED,
+            RunState.PROCESSED,
+            RunState.INTERNAL_ERROR,
+        ):
             fake.emit(key, state)
-            await service.record_outcome((await fake.status(key)))
-        await asyncio.gather(*(service.record_outcome(o) for o in
-                               [(await fake.status(key))] * 4))
+            await service.record_outcome(await fake.status(key))
+        await asyncio.gather(*(service.record_outcome(o) for o in [(await fake.status(key))] * 4))
     finally:
         await service.aclose()
     assert await statuses(conn, a) == [(key, STARTED), (key, PROCESSED)]
     assert len(await rows(conn, "SELECT 1 FROM hrwsi.products")) == 1
 
 
-async def test_retries_until_the_limit_then_ends(db_url: str, conn: psycopg.AsyncConnection) -> None:
+async def test_retries_until_the_limit_then_ends(
+    db_url: str, conn: psycopg.AsyncConnection
+) -> None:
     """External errors are retried until max_attempts_per_task, then the task has ended."""
     (a,) = await add_chain(conn, 1)
     fake = FakeExecutor(default=(RunState.STARTED, (RunState.EXTERNAL_ERROR, "node lost")))
@@ -221,14 +232,17 @@ async def test_retries_until_the_limit_then_ends(db_url: str, conn: psycopg.Asyn
         await service.aclose()
     assert await dispatch_keys(conn, a) == [f"task-{a}-attempt-{n}" for n in (1, 2, 3)]
     assert [s for _, s in await statuses(conn, a)] == [STARTED, EXTERNAL] * 3
-    messages = await rows(conn, "SELECT DISTINCT message FROM hrwsi.processing_status_workflow"
-                                " WHERE processing_status_id = 4")
+    messages = await rows(
+        conn,
+        "SELECT DISTINCT message FROM hrwsi.processing_status_workflow"
+        " WHERE processing_status_id = 4",
+    )
     assert messages == [("node lost",)]
     assert fake.runs_started == 3
 
 
 async def test_backoff_delays_the_retry(db_url: str, conn: psycopg.AsyncConnection) -> None:
-    """After an error the retry waits for next_attempt_at: reconciling earlier dispatches nothing."""
+    """After an error the retry waits for next_attempt_at; reconciling earlier does nothing."""
     (a,) = await add_chain(conn, 1)
     slow = RetryConfig(max_attempts_per_task=3, backoff_initial_s=3600, backoff_max_s=3600)
     fake = FakeExecutor(default=(RunState.EXTERNAL_ERROR,))
@@ -240,8 +254,12 @@ async def test_backoff_delays_the_retry(db_url: str, conn: psycopg.AsyncConnecti
     finally:
         await service.aclose()
     assert len(await dispatch_keys(conn, a)) == 1
-    wait = await rows(conn, "SELECT next_attempt_at > now() + interval '30 minutes', has_ended"
-                            " FROM hrwsi.processing_tasks WHERE id = %s", a)
+    wait = await rows(
+        conn,
+        "SELECT next_attempt_at > now() + interval '30 minutes', has_ended"
+        " FROM hrwsi.processing_tasks WHERE id = %s",
+        a,
+    )
     assert wait == [(True, False)]
 
 
@@ -260,8 +278,11 @@ async def test_operator_retry_reopens_a_task_ended_for_good(
     try:
         await drive(service, lambda: has_ended(conn, a))
         assert fake.runs_started == 1
-        await conn.execute("UPDATE hrwsi.processing_tasks SET extra_attempts = extra_attempts + 1,"
-                           " has_ended = false WHERE id = %s", (a,))
+        await conn.execute(
+            "UPDATE hrwsi.processing_tasks SET extra_attempts = extra_attempts + 1,"
+            " has_ended = false WHERE id = %s",
+            (a,),
+        )
         await drive(service, lambda: has_ended(conn, a))
         for _ in range(3):
             await service.reconcile()
@@ -336,9 +357,14 @@ def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def test_ready_query_uses_indexes_on_a_large_table(conn: psycopg.AsyncConnection) -> None:
     """The claim query reads processing_tasks and dispatches by index, never by a seq scan."""
-    vm = (await (await conn.execute("INSERT INTO hrwsi.virtual_machine (id, name, flavour)"
-                                    " VALUES (gen_random_uuid(), 'vm', 'MAJA') RETURNING id"
-                                    )).fetchone())[0]  # type: ignore[index]
+    vm = (
+        await (
+            await conn.execute(
+                "INSERT INTO hrwsi.virtual_machine (id, name, flavour)"
+                " VALUES (gen_random_uuid(), 'vm', 'MAJA') RETURNING id"
+            )
+        ).fetchone()
+    )[0]  # type: ignore[index]
     await conn.execute(
         "INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day,"
         " input_path) SELECT 'MAJA_PC', now(), '31TCH', 20260101, 'p' || g"
@@ -362,8 +388,9 @@ async def test_ready_query_uses_indexes_on_a_large_table(conn: psycopg.AsyncConn
     seq = [n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"]
     assert "processing_tasks" not in seq, seq
     assert "nomad_job_dispatch" not in seq, seq
-    assert any(n.get("Relation Name") == "processing_tasks" and "Index" in n["Node Type"]
-               for n in nodes)
+    assert any(
+        n.get("Relation Name") == "processing_tasks" and "Index" in n["Node Type"] for n in nodes
+    )
 
 
 async def test_fast_retry_config_is_what_the_tests_assume() -> None:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,16 +20,47 @@ from hrwsi.executors.local import LocalExecutor
 
 def routine(code: str, *, duration: int = 1, name: str = "R") -> RoutineSpec:
     return RoutineSpec(
-        name=name, cpu=1, ram=1, storage=1, duration_minutes=duration,
+        name=name,
+        cpu=1,
+        ram=1,
+        storage=1,
+        duration_minutes=duration,
         command=("{python}", "-c", textwrap.dedent(code)),
     )
 
 
 def attempt(spec: RoutineSpec, task_id: int = 1, n: int = 1, **meta: str) -> Attempt:
     return Attempt(
-        task_id=task_id, attempt=n, routine=spec, vm_name="vm-1",
-        input_paths=("/in/a", "/in/b"), product_path="/HRWSI/L2A/X/p", meta=meta,
+        task_id=task_id,
+        attempt=n,
+        routine=spec,
+        vm_name="vm-1",
+        input_paths=("/in/a", "/in/b"),
+        product_path="/HRWSI/L2A/X/p",
+        meta=meta,
     )
+
+
+def read(path: str | Path | None) -> str:
+    return Path(path or "").read_text()
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (no /proc entry, or a zombie nobody reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 10) -> bool:
+    """Poll ``check`` (a sync predicate on files or processes) until true or timeout."""
+    for _ in range(int(timeout / 0.05)):
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return check()
 
 
 async def terminal(executor: LocalExecutor, key: str, timeout: float = 20) -> Outcome:
@@ -46,8 +77,13 @@ async def terminal(executor: LocalExecutor, key: str, timeout: float = 20) -> Ou
 
 @pytest.fixture
 async def executor(tmp_path: Path):
-    ex = LocalExecutor(tmp_path / "work", tmp_path / "data", max_parallel=2,
-                       timeout_factor=1.0, poll_interval_s=0.05)
+    ex = LocalExecutor(
+        tmp_path / "work",
+        tmp_path / "data",
+        max_parallel=2,
+        timeout_factor=1.0,
+        poll_interval_s=0.05,
+    )
     yield ex
     await ex.aclose()
 
@@ -64,7 +100,7 @@ async def test_success_writes_log_and_passes_the_run_contract(executor: LocalExe
     assert await executor.submit(a) == a.key
     out = await terminal(executor, a.key)
     assert out.state is RunState.PROCESSED and out.exit_code == 0
-    seen = json.loads(Path(out.log_path or "").read_text().strip().splitlines()[-1])
+    seen = json.loads(read(out.log_path).strip().splitlines()[-1])
     assert seen["HRWSI_TASK_ID"] == "7" and seen["HRWSI_ATTEMPT"] == "2"
     assert json.loads(seen["HRWSI_INPUT_PATHS"]) == ["/in/a", "/in/b"]
     assert seen["HRWSI_INPUT_PATH"] == "/in/a" and seen["HRWSI_VM_NAME"] == "vm-1"
@@ -81,12 +117,14 @@ async def test_non_zero_exit_is_an_internal_error(executor: LocalExecutor):
     out = await terminal(executor, a.key)
     assert out.state is RunState.INTERNAL_ERROR and out.exit_code == 3
     assert "exit code 3" in out.message
-    assert "boom" in Path(out.log_path or "").read_text()
+    assert "boom" in read(out.log_path)
 
 
 async def test_hang_times_out_and_kills_the_process_group(tmp_path: Path):
-    """A routine past duration × timeout_factor is killed with its children: external_error."""
-    ex = LocalExecutor(tmp_path / "w", tmp_path / "d", timeout_factor=0.6 / 60, poll_interval_s=0.05)
+    """A routine past duration x timeout_factor is killed with its children: external_error."""
+    ex = LocalExecutor(
+        tmp_path / "w", tmp_path / "d", timeout_factor=0.6 / 60, poll_interval_s=0.05
+    )
     pid_file = tmp_path / "grandchild.pid"
     code = f"""
         import subprocess, sys, time
@@ -99,15 +137,8 @@ async def test_hang_times_out_and_kills_the_process_group(tmp_path: Path):
         await ex.submit(a)
         out = await terminal(ex, a.key)
         assert out.state is RunState.EXTERNAL_ERROR and "timed out" in out.message
-        grandchild = int(pid_file.read_text())
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{grandchild}").exists() and time.monotonic() < deadline:
-            stat = Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[-1].split()
-            if stat[0] == "Z":
-                break
-            await asyncio.sleep(0.05)
-        else:
-            assert not Path(f"/proc/{grandchild}").exists()
+        grandchild = int(read(pid_file))
+        assert await wait_until(lambda: gone(grandchild))
     finally:
         await ex.aclose()
 
@@ -122,8 +153,14 @@ async def test_killed_by_a_signal_is_an_external_error(executor: LocalExecutor):
 
 async def test_missing_binary_is_an_external_error(executor: LocalExecutor):
     """A command that cannot start is external_error, saying which binary."""
-    spec = RoutineSpec(name="R", cpu=1, ram=1, storage=1, duration_minutes=1,
-                       command=("/nonexistent/maja-binary", "--run"))
+    spec = RoutineSpec(
+        name="R",
+        cpu=1,
+        ram=1,
+        storage=1,
+        duration_minutes=1,
+        command=("/nonexistent/maja-binary", "--run"),
+    )
     a = attempt(spec)
     await executor.submit(a)
     out = await terminal(executor, a.key)
@@ -150,7 +187,7 @@ async def test_submit_is_idempotent_on_the_key(executor: LocalExecutor, tmp_path
     await executor.submit(a)
     await terminal(executor, a.key)
     await executor.submit(a)
-    assert counter.read_text() == "x"
+    assert read(counter) == "x"
 
 
 async def test_max_parallel_is_respected(tmp_path: Path):
@@ -182,7 +219,7 @@ async def test_max_parallel_is_respected(tmp_path: Path):
         await asyncio.wait_for(_drain(), 30)
     finally:
         await ex.aclose()
-    intervals = [tuple(map(float, p.read_text().split())) for p in spans.iterdir()]
+    intervals = [tuple(map(float, read(spans / p).split())) for p in sorted(os.listdir(spans))]
     assert len(intervals) == 5
     for t, _ in intervals:
         overlapping = sum(1 for s, e in intervals if s <= t < e)
@@ -208,6 +245,7 @@ async def test_aclose_stops_runs_and_a_restart_reports_them(tmp_path: Path):
 
 _ORPHAN_MAKER = """
 import asyncio, sys, textwrap
+from collections.abc import Callable
 from pathlib import Path
 from hrwsi.executors.base import Attempt, RoutineSpec
 from hrwsi.executors.local import LocalExecutor
@@ -233,7 +271,8 @@ def _crashing_launcher(tmp_path: Path, code: str) -> None:
     """Start an executor in another process, let it submit, then SIGKILL that process."""
     proc = subprocess.Popen(
         [sys.executable, "-c", _ORPHAN_MAKER, str(tmp_path / "w"), str(tmp_path / "d"), code],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "submitted"
@@ -243,15 +282,18 @@ def _crashing_launcher(tmp_path: Path, code: str) -> None:
 
 
 async def test_restart_reattaches_to_a_live_run(tmp_path: Path):
-    """After the launcher process dies, a new executor watches the still-running attempt to its end."""
+    """After the launcher process dies, a new executor watches the live attempt to its end."""
     marker = tmp_path / "go"
-    code = f"import os, sys, time\nwhile not os.path.exists({str(marker)!r}): time.sleep(0.05)\nsys.exit(5)"
+    code = (
+        f"import os, sys, time\nwhile not os.path.exists({str(marker)!r}): time.sleep(0.05)\n"
+        "sys.exit(5)"
+    )
     _crashing_launcher(tmp_path, code)
     ex = LocalExecutor(tmp_path / "w", tmp_path / "d", poll_interval_s=0.05)
     try:
         key = "task-9-attempt-1"
         assert (await ex.status(key)).state is RunState.STARTED
-        marker.write_text("")
+        marker.touch()
         out = await terminal(ex, key)
         assert out.state is RunState.INTERNAL_ERROR and out.exit_code == 5
     finally:
@@ -263,9 +305,9 @@ async def test_restart_reads_the_exit_code_of_a_run_that_ended_unwatched(tmp_pat
     _crashing_launcher(tmp_path, "print('done')")
     key = "task-9-attempt-1"
     exit_file = tmp_path / "w" / f"{key}.exit.json"
-    deadline = time.monotonic() + 15
-    while not exit_file.exists() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    assert await wait_until(exit_file.exists, 15)
+    state = json.loads(read(tmp_path / "w" / f"{key}.state.json"))
+    assert await wait_until(lambda: gone(state["pid"]))
     ex = LocalExecutor(tmp_path / "w", tmp_path / "d", poll_interval_s=0.05)
     try:
         out = await ex.status(key)
@@ -280,14 +322,9 @@ async def test_restart_reports_a_run_lost_without_exit_code(tmp_path: Path):
     """A run whose whole process group was killed while unwatched is reported external_error."""
     _crashing_launcher(tmp_path, "import time; time.sleep(60)")
     key = "task-9-attempt-1"
-    state = json.loads((tmp_path / "w" / f"{key}.state.json").read_text())
+    state = json.loads(read(tmp_path / "w" / f"{key}.state.json"))
     os.killpg(state["pgid"], signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while Path(f"/proc/{state['pid']}").exists() and time.monotonic() < deadline:
-        stat = Path(f"/proc/{state['pid']}/stat").read_text().rsplit(")", 1)[-1].split()
-        if stat[0] == "Z":
-            break
-        await asyncio.sleep(0.05)
+    assert await wait_until(lambda: gone(state["pid"]))
     ex = LocalExecutor(tmp_path / "w", tmp_path / "d", poll_interval_s=0.05)
     try:
         out = await ex.status(key)

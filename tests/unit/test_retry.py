@@ -21,8 +21,12 @@ from hrwsi.domain.statuses import ProcessingStatus as S
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(
-    max_attempts_per_task=4, external_error_retries=3, internal_error_retries=1,
-    backoff_initial_s=10, backoff_max_s=60, jitter=0.0,
+    max_attempts_per_task=4,
+    external_error_retries=3,
+    internal_error_retries=1,
+    backoff_initial_s=10,
+    backoff_max_s=60,
+    jitter=0.0,
 )
 
 
@@ -56,7 +60,7 @@ def test_backoff_elapsed_means_retry_now():
 
 
 def test_backoff_doubles_and_is_capped():
-    """The n-th error waits initial × 2^(n-1), never more than backoff_max_s."""
+    """The n-th error waits initial x 2^(n-1), never more than backoff_max_s."""
     assert [POLICY.backoff_s(n) for n in (1, 2, 3, 4, 5, 100)] == [10, 20, 40, 60, 60, 60]
 
 
@@ -99,13 +103,19 @@ def test_extra_attempts_grant_one_more_try():
     assert decide(POLICY, history, extra_attempts=1, now=NOW).verdict is Verdict.RETRY_NOW
     capped = [rec(S.EXTERNAL_ERROR, 1000)] * 4
     assert decide(POLICY, capped, extra_attempts=1, now=NOW).verdict is Verdict.RETRY_NOW
-    assert decide(POLICY, [*capped, rec(S.EXTERNAL_ERROR)], extra_attempts=1,
-                  now=NOW).verdict is Verdict.ENDED
+    assert (
+        decide(POLICY, [*capped, rec(S.EXTERNAL_ERROR)], extra_attempts=1, now=NOW).verdict
+        is Verdict.ENDED
+    )
 
 
 def test_mixed_errors_count_each_kind_separately():
     """An internal error after external ones still gets its own retry."""
-    history = [rec(S.EXTERNAL_ERROR, 1000), rec(S.EXTERNAL_ERROR, 1000), rec(S.INTERNAL_ERROR, 1000)]
+    history = [
+        rec(S.EXTERNAL_ERROR, 1000),
+        rec(S.EXTERNAL_ERROR, 1000),
+        rec(S.INTERNAL_ERROR, 1000),
+    ]
     assert decide(POLICY, history, now=NOW).verdict is Verdict.RETRY_NOW
 
 
@@ -118,8 +128,11 @@ def test_invalid_policy_is_rejected():
 
 
 SOURCE = ProductInput(
-    input_id=42, processing_condition="MAJA_PC", tile="31TCH",
-    sensing_start=datetime(2026, 3, 4, 10, 20, 31), product_data_type="L2A",
+    input_id=42,
+    processing_condition="MAJA_PC",
+    tile="31TCH",
+    sensing_start=datetime(2026, 3, 4, 10, 20, 31),
+    product_data_type="L2A",
     product_type_code="S2_MAJA_L2A",
 )
 

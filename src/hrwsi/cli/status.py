@@ -92,16 +92,22 @@ def render(report: dict[str, Any], console: Console) -> None:
     for column in ("task", "dispatch", "since (UTC)", "started", "log"):
         running.add_column(column)
     for r in report["running"]:
-        running.add_row(str(r["task_id"]), r["dispatch"], r["dispatch_date"] or "",
-                        "yes" if r["started"] else "no", r["log_path"] or "")
+        running.add_row(
+            str(r["task_id"]),
+            r["dispatch"],
+            r["dispatch_date"] or "",
+            "yes" if r["started"] else "no",
+            r["log_path"] or "",
+        )
     console.print(running if report["running"] else "no running dispatch")
 
     failures = Table(title="Recent failures", title_justify="left")
     for column in ("task", "dispatch", "status", "at (UTC)", "message"):
         failures.add_column(column)
     for f in report["recent_failures"]:
-        failures.add_row(str(f["task_id"]), f["dispatch"], f["status"], f["date"] or "",
-                         f["message"] or "")
+        failures.add_row(
+            str(f["task_id"]), f["dispatch"], f["status"], f["date"] or "", f["message"] or ""
+        )
     console.print(failures if report["recent_failures"] else "no failure")
 
 

@@ -8,7 +8,7 @@ A run is the routine's ``command`` (``{python}`` replaced by this interpreter) s
 launcher's secrets (database URL, Nomad token) never reach a routine.
 
 Outcomes: exit 0 → processed; exit N > 0 → internal_error; cannot start (missing binary),
-killed by a signal we did not send (OOM killer, an operator), timed out (``duration ×
+killed by a signal we did not send (OOM killer, an operator), timed out (``duration x
 timeout_factor``, the whole process group is killed), cancelled or stopped at shutdown →
 external_error, with a message. At most ``max_parallel`` runs at once; the others wait as
 ``SUBMITTED``.
@@ -48,8 +48,18 @@ from hrwsi.executors.local_wrapper import write_exit_file
 
 log = logging.getLogger(__name__)
 
-BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH",
-            "VIRTUAL_ENV", "SYSTEMROOT")
+BASE_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "SYSTEMROOT",
+)
 
 
 @dataclass
@@ -292,8 +302,12 @@ class LocalExecutor:
         try:
             await self._take_slot(run)
         except asyncio.CancelledError:
-            self._finish(run, RunState.EXTERNAL_ERROR, f"{run.kill_reason or 'cancelled'} "
-                         "before it started", None)
+            self._finish(
+                run,
+                RunState.EXTERNAL_ERROR,
+                f"{run.kill_reason or 'cancelled'} before it started",
+                None,
+            )
             return
         try:
             await self._spawn_and_watch(run, attempt)
@@ -303,21 +317,36 @@ class LocalExecutor:
     async def _spawn_and_watch(self, run: _Run, attempt: Attempt) -> None:
         argv = self._argv(attempt)
         if not argv:
-            self._finish(run, RunState.EXTERNAL_ERROR,
-                         f"routine {attempt.routine.name!r} has no command to run locally", None)
+            self._finish(
+                run,
+                RunState.EXTERNAL_ERROR,
+                f"routine {attempt.routine.name!r} has no command to run locally",
+                None,
+            )
             return
         timeout_s = attempt.routine.duration_minutes * 60.0 * self.timeout_factor
         exit_path = self._exit_path(run.key)
-        with open(run.log_path, "ab") as log_file:
+        log_fd = os.open(run.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
             process = await asyncio.create_subprocess_exec(
-                self.python, "-m", "hrwsi.executors.local_wrapper", str(exit_path), "--", *argv,
+                self.python,
+                "-m",
+                "hrwsi.executors.local_wrapper",
+                str(exit_path),
+                "--",
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
+                stdout=log_fd,
                 stderr=asyncio.subprocess.STDOUT,
                 env=self._environment(attempt),
                 cwd=self.work_dir,
                 start_new_session=True,
             )
+        except OSError as exc:
+            self._finish(run, RunState.EXTERNAL_ERROR, f"cannot start the wrapper: {exc}", None)
+            return
+        finally:
+            os.close(log_fd)
         run.pid = process.pid
         deadline = time.time() + timeout_s
         state = {
@@ -364,14 +393,23 @@ class LocalExecutor:
             elif rc > 0:
                 self._finish(run, RunState.INTERNAL_ERROR, f"exit code {rc}", rc)
             else:
-                self._finish(run, RunState.EXTERNAL_ERROR,
-                             f"killed by signal {_signal_name(-rc)}", rc)
+                self._finish(
+                    run, RunState.EXTERNAL_ERROR, f"killed by signal {_signal_name(-rc)}", rc
+                )
         elif wrapper_rc is not None and wrapper_rc < 0:
-            self._finish(run, RunState.EXTERNAL_ERROR,
-                         f"killed by signal {_signal_name(-wrapper_rc)}", wrapper_rc)
+            self._finish(
+                run,
+                RunState.EXTERNAL_ERROR,
+                f"killed by signal {_signal_name(-wrapper_rc)}",
+                wrapper_rc,
+            )
         else:
-            self._finish(run, RunState.EXTERNAL_ERROR,
-                         "the run ended without leaving an exit code (lost)", wrapper_rc)
+            self._finish(
+                run,
+                RunState.EXTERNAL_ERROR,
+                "the run ended without leaving an exit code (lost)",
+                wrapper_rc,
+            )
 
     def _adopt(self, key: str) -> _Run | None:
         """Take over a run another (crashed) launcher started, from its state file."""

@@ -33,8 +33,10 @@ def write_exit_file(path: Path, record: dict[str, object]) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m hrwsi.executors.local_wrapper EXIT_FILE -- COMMAND [ARG...]",
-              file=sys.stderr)
+        print(
+            "usage: python -m hrwsi.executors.local_wrapper EXIT_FILE -- COMMAND [ARG...]",
+            file=sys.stderr,
+        )
         return 2
     exit_file = Path(argv[0])
     command = argv[2:]
