@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+
+from hrwsi.testing import databases
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "v1_data.sql"
 INPUT_COLUMNS = "id, processing_condition_name, date, tile, measurement_day, input_path, mission"
@@ -34,9 +37,30 @@ def at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
+@pytest.fixture(scope="module")
+def filled_url(pg_admin_url: str, template_database: str) -> Iterator[str]:
+    """A migrated database holding the v1 fixture rows, shared by the read-only tests."""
+    name = databases.unique_name("hrwsi_v1f")
+    url = databases.create_database(pg_admin_url, name, template=template_database)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(FIXTURE.read_text(encoding="utf-8").encode())
+        yield url
+    finally:
+        databases.drop_database(pg_admin_url, name)
+
+
 @pytest.fixture
-async def filled(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncConnection[Any]:
-    """The migrated test database holding the v1 fixture rows."""
+async def filled(filled_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection to the shared filled database, read-only by convention."""
+    conn = await psycopg.AsyncConnection.connect(filled_url, autocommit=True)
+    async with conn:
+        yield conn
+
+
+@pytest.fixture
+async def writable(conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncConnection[Any]:
+    """This test's own migrated database holding the v1 fixture rows, for tests that write."""
     await conn.execute(FIXTURE.read_text(encoding="utf-8").encode())
     return conn
 
@@ -279,34 +303,34 @@ async def test_get_ids_of_processing_tasks_ready_to_be_launched(
     assert sorted(ids) == [2, 5, 9, 14]
 
 
-async def test_ready_tasks_follow_the_chain(filled: psycopg.AsyncConnection[Any]) -> None:
+async def test_ready_tasks_follow_the_chain(writable: psycopg.AsyncConnection[Any]) -> None:
     """Task 4 becomes ready once a task of its preceding input is processed, and dispatching
     a ready task removes it."""
-    await filled.execute(
+    await writable.execute(
         "INSERT INTO hrwsi.processing_status_workflow"
         " (nomad_job_dispatch_fk_id, processing_status_id, date) VALUES (11, 2, '2024-01-08')"
     )
-    await filled.execute(
+    await writable.execute(
         "INSERT INTO hrwsi.nomad_job_dispatch"
         " (processing_task_fk_id, nomad_job_dispatch, dispatch_date) VALUES (5, 'd', now())"
     )
     ids = await column(
-        filled, "SELECT * FROM hrwsi.get_ids_of_processing_tasks_ready_to_be_launched()"
+        writable, "SELECT * FROM hrwsi.get_ids_of_processing_tasks_ready_to_be_launched()"
     )
     assert sorted(ids) == [2, 4, 9, 14]
 
 
 async def test_get_product_data_type_of_processing_tasks_not_ended(
-    filled: psycopg.AsyncConnection[Any],
+    writable: psycopg.AsyncConnection[Any],
 ) -> None:
     """Distinct product types of unfinished tasks; none once every task has ended."""
     got = await column(
-        filled, "SELECT * FROM hrwsi.get_product_data_type_of_processing_tasks_not_ended()"
+        writable, "SELECT * FROM hrwsi.get_product_data_type_of_processing_tasks_not_ended()"
     )
     assert sorted(got) == ["L2A", "L2B"]
-    await filled.execute("UPDATE hrwsi.processing_tasks SET has_ended = true WHERE id IN (2, 14)")
+    await writable.execute("UPDATE hrwsi.processing_tasks SET has_ended = true WHERE id IN (2, 14)")
     got = await column(
-        filled, "SELECT * FROM hrwsi.get_product_data_type_of_processing_tasks_not_ended()"
+        writable, "SELECT * FROM hrwsi.get_product_data_type_of_processing_tasks_not_ended()"
     )
     assert got == ["L2A"]
 
