@@ -58,6 +58,7 @@ class _Strategy:
     rule: int = _RULE_URGENCY
     hold: bool = True  # an idle VM stays open while its routine has unassigned tasks
     round_robin: bool = True  # open one VM per routine per round (else fill the first routine)
+    lazy: bool = False  # open a VM only when the open ones cannot finish; close spare idle ones
     seed: int | None = None  # random priority offsets on tasks (restarts)
 
 
@@ -80,6 +81,7 @@ class _Compiled:
     latest_start: list[int]  # t_max minus the critical path from the task's start to the end
     t_max: int
     quota: tuple[int, int, int, int]
+    floor: tuple[list[int], int] | None = None  # _vm_floor's answer, computed once
 
 
 @dataclass(slots=True)
@@ -133,7 +135,8 @@ def _plan(instance: Instance, time_limit_s: float | None) -> Plan:
     if c.n == 0:
         return Plan(status="planned", lower_bound=bound, seconds=time.perf_counter() - began)
     limit = DEFAULT_TIME_LIMIT_S if time_limit_s is None else max(0.0, time_limit_s)
-    best = _Search(c, _routine_bounds(c), began + limit).search()
+    floor, total = _vm_floor(c)
+    best = _Search(c, floor, total, began + limit).search()
     if best is None:
         return Plan(
             status="search_failed",
@@ -375,9 +378,11 @@ def _bounds(c: _Compiled) -> tuple[LowerBound, str]:
     min_after = [c.t_max] * nr
     for i in range(c.n):
         r = c.task_routine[i]
-        first_head[r] = min(first_head[r], c.head[i])
+        if c.head[i] < first_head[r]:
+            first_head[r] = c.head[i]
         after = c.t_max - c.latest_start[i] - c.rdur[r]
-        min_after[r] = min(min_after[r], after)
+        if after < min_after[r]:
+            min_after[r] = after
     for r in range(nr):
         if not c.count[r]:
             continue
@@ -392,16 +397,83 @@ def _bounds(c: _Compiled) -> tuple[LowerBound, str]:
                 f"routine {c.routine_names[r]!r}: at most {k} of its {c.count[r]} tasks run at "
                 f"once under the quotas, so they need until minute {span} > t_max {c.t_max}"
             )
-    per_routine = _routine_bounds(c)
+    per_routine, vms = _vm_floor(c)
     if any(x < 0 for x in per_routine):
         reasons.append("a routine's tasks do not fit inside their time windows")
-    vms = sum(x for x in per_routine if x > 0)
     return LowerBound(vms=vms, makespan=makespan), "; ".join(reasons)
 
 
-def _vm_bound_or_zero(c: _Compiled) -> int:
+def _vm_floor(c: _Compiled) -> tuple[list[int], int]:
+    """Per-routine VM floors and a bound on the total, refined by forced concurrency.
+
+    ``k`` VMs of a routine with work ``W`` inside a window of length ``L`` are all alive
+    together for at least ``W - (k - 1) * L`` minutes (each lives inside the window and they
+    are alive at least ``W`` VM-minutes). If ``k`` of them at once exceed a quota, ``k`` VMs
+    cannot do; and if another routine cannot run beside them, its VMs lose that time, which
+    may force one more VM somewhere (+1 on the total).
+    """
+    if c.floor is None:
+        c.floor = _compute_vm_floor(c)
+    return c.floor
+
+
+def _compute_vm_floor(c: _Compiled) -> tuple[list[int], int]:
     per_routine = _routine_bounds(c)
-    return 0 if any(x < 0 for x in per_routine) else sum(per_routine)
+    if any(x < 0 for x in per_routine):
+        return per_routine, 0
+    nr = len(c.routine_names)
+    cpu_max, ram_max, sto_max, vm_max = c.quota
+    lo = [c.t_max] * nr
+    hi = [0] * nr
+    for i in range(c.n):
+        r = c.task_routine[i]
+        if c.head[i] < lo[r]:
+            lo[r] = c.head[i]
+        due = c.latest_start[i] + c.rdur[r]
+        if due > hi[r]:
+            hi[r] = due
+    k = list(per_routine)
+    forced = [0] * nr  # minutes all k VMs of the routine are alive together
+    for r in range(nr):
+        if not c.count[r]:
+            continue
+        work = c.count[r] * c.rdur[r]
+        span = hi[r] - lo[r]
+        while work - (k[r] - 1) * span > 0 and (
+            k[r] * c.cpu[r] > cpu_max
+            or k[r] * c.ram[r] > ram_max
+            or k[r] * c.storage[r] > sto_max
+            or k[r] > vm_max
+        ):
+            k[r] += 1
+        forced[r] = max(0, work - (k[r] - 1) * span)
+    extra = 0
+    for r in range(nr):
+        if not forced[r]:
+            continue
+        for s in range(nr):
+            if s == r or not c.count[s]:
+                continue
+            if (
+                k[r] * c.cpu[r] + c.cpu[s] <= cpu_max
+                and k[r] * c.ram[r] + c.ram[s] <= ram_max
+                and k[r] * c.storage[r] + c.storage[s] <= sto_max
+                and k[r] + 1 <= vm_max
+            ):
+                continue
+            overlap = max(0, min(hi[r], hi[s]) - max(lo[r], lo[s]))
+            lost = forced[r] - (hi[r] - lo[r] - overlap)
+            if lost <= 0:
+                continue
+            per_vm = (hi[s] - lo[s] - lost) // c.rdur[s]
+            if per_vm <= 0 or c.count[s] > k[s] * per_vm:
+                extra = 1
+    return k, sum(k) + extra
+
+
+def _vm_bound_or_zero(c: _Compiled) -> int:
+    per_routine, total = _vm_floor(c)
+    return 0 if any(x < 0 for x in per_routine) else total
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,6 +487,7 @@ def _simulate(
 ) -> _Schedule:
     """Run the event-driven list scheduler once with ``budget[r]`` VMs at most per routine."""
     rule, hold, round_robin = strategy.rule, strategy.hold, strategy.round_robin
+    lazy = strategy.lazy
     noise: list[int] | None = None
     if strategy.seed is not None:
         rng = random.Random(strategy.seed)
@@ -452,7 +525,6 @@ def _simulate(
     events: dict[int, list[int]] = {}
     times: list[int] = []
     first_start = [-1] * nr
-    remaining_work = [c.count[r] * rdur[r] for r in range(nr)]
     area = [rdur[r] * (cpu[r] + ram[r] + sto[r] + 1) for r in range(nr)]
     open_now = [0] * nr
     last_due = [0] * nr
@@ -472,7 +544,20 @@ def _simulate(
                     heapq.heappush(ready[task_routine[s]], (prio[s] - shift) * n + s)
                     ready_at[s] = t
             idle[task_routine[task]].append(vm_of[task])
-        # 2. Ready tasks to idle VMs; 3. close the VMs no longer needed.
+        # 2. Lazy: idle VMs that the routine's other open VMs can do without close now.
+        if lazy:
+            for r in range(nr):
+                free = idle[r]
+                while free and unassigned[r] <= (open_now[r] - 1) * _per_vm(
+                    last_due[r], t, rdur[r]
+                ):
+                    free.pop()
+                    u_cpu -= cpu[r]
+                    u_ram -= ram[r]
+                    u_sto -= sto[r]
+                    u_vm -= 1
+                    open_now[r] -= 1
+        # 3. Ready tasks to idle VMs, then close the VMs no longer needed.
         for r in range(nr):
             q = ready[r]
             free = idle[r]
@@ -498,65 +583,63 @@ def _simulate(
                 u_vm -= k
                 open_now[r] -= k
                 free.clear()
-        # 4. Open new VMs, one per routine per round, most critical routine first.
-        candidates = [r for r in range(nr) if ready[r] and opened[r] < budget[r]]
-        if candidates:
-            if len(candidates) > 1:
+        # 4. Open new VMs while the budget and the quotas allow, the most critical routine
+        # first (re-ranked after each opening; round-robin: fewest opened at this time first).
+        opened_now = [0] * nr
+        while True:
+            chosen = -1
+            chosen_key: tuple[int, float] = (0, 0.0)
+            for r in range(nr):
+                if (
+                    not ready[r]
+                    or opened[r] >= budget[r]
+                    or u_cpu + cpu[r] > cpu_max
+                    or u_ram + ram[r] > ram_max
+                    or u_sto + sto[r] > sto_max
+                    or u_vm >= vm_max
+                ):
+                    continue
+                if lazy and unassigned[r] <= open_now[r] * _per_vm(last_due[r], t, rdur[r]):
+                    continue
                 if rule == _RULE_URGENCY:
-                    candidates.sort(key=lambda r: ready[r][0])
+                    score = float(ready[r][0])
                 elif rule == _RULE_WORK:
-                    for r in candidates:
-                        remaining_work[r] = unassigned[r] * rdur[r]
-                    candidates.sort(key=lambda r: -remaining_work[r] / (budget[r] - opened[r]))
+                    score = -unassigned[r] * rdur[r] / (budget[r] - opened[r])
                 elif rule == _RULE_AREA:
-                    candidates.sort(key=lambda r: -area[r] * unassigned[r])
+                    score = -float(area[r] * unassigned[r])
                 else:
-                    for r in candidates:
-                        remaining_work[r] = unassigned[r] * rdur[r]
-                    candidates.sort(
-                        key=lambda r: (
-                            -remaining_work[r] / ((open_now[r] + 1) * max(last_due[r] - t, 1))
-                        )
-                    )
-            progress = True
-            while progress:
-                progress = False
-                for r in candidates:
-                    while (
-                        ready[r]
-                        and opened[r] < budget[r]
-                        and u_cpu + cpu[r] <= cpu_max
-                        and u_ram + ram[r] <= ram_max
-                        and u_sto + sto[r] <= sto_max
-                        and u_vm < vm_max
-                    ):
-                        u_cpu += cpu[r]
-                        u_ram += ram[r]
-                        u_sto += sto[r]
-                        u_vm += 1
-                        opened[r] += 1
-                        open_now[r] += 1
-                        vm = len(vm_routine)
-                        vm_routine.append(r)
-                        vm_start.append(t)
-                        vm_stop.append(t)
-                        if first_start[r] < 0:
-                            first_start[r] = t
-                        task = heapq.heappop(ready[r]) % n
-                        start[task] = t
-                        vm_of[task] = vm
-                        end = t + rdur[r]
-                        vm_stop[vm] = end
-                        unassigned[r] -= 1
-                        bucket = events.get(end)
-                        if bucket is None:
-                            events[end] = [task]
-                            heapq.heappush(times, end)
-                        else:
-                            bucket.append(task)
-                        progress = True
-                        if round_robin:
-                            break
+                    score = -unassigned[r] * rdur[r] / ((open_now[r] + 1) * max(last_due[r] - t, 1))
+                key = (opened_now[r] if round_robin else 0, score)
+                if chosen < 0 or key < chosen_key:
+                    chosen, chosen_key = r, key
+            if chosen < 0:
+                break
+            r = chosen
+            opened_now[r] += 1
+            u_cpu += cpu[r]
+            u_ram += ram[r]
+            u_sto += sto[r]
+            u_vm += 1
+            opened[r] += 1
+            open_now[r] += 1
+            vm = len(vm_routine)
+            vm_routine.append(r)
+            vm_start.append(t)
+            vm_stop.append(t)
+            if first_start[r] < 0:
+                first_start[r] = t
+            task = heapq.heappop(ready[r]) % n
+            start[task] = t
+            vm_of[task] = vm
+            end = t + rdur[r]
+            vm_stop[vm] = end
+            unassigned[r] -= 1
+            bucket = events.get(end)
+            if bucket is None:
+                events[end] = [task]
+                heapq.heappush(times, end)
+            else:
+                bucket.append(task)
         if not times:
             break
         t = heapq.heappop(times)
@@ -581,6 +664,11 @@ def _simulate(
         vm_minutes=sum(b - a for a, b in zip(vm_start, vm_stop, strict=True)),
         makespan=makespan,
     )
+
+
+def _per_vm(due: int, t: int, d: int) -> int:
+    """Tasks of duration ``d`` one VM can still surely run by ``due`` (busy up to ``d`` now)."""
+    return max(0, (due - t) // d - 1)
 
 
 def _grow(
@@ -635,6 +723,8 @@ def _grow(
 _STRATEGIES = (
     _Strategy(_RULE_URGENCY, hold=True, round_robin=True),
     _Strategy(_RULE_PRESSURE, hold=True, round_robin=True),
+    _Strategy(_RULE_PRESSURE, hold=True, round_robin=True, lazy=True),
+    _Strategy(_RULE_URGENCY, hold=True, round_robin=True, lazy=True),
     _Strategy(_RULE_WORK, hold=True, round_robin=True),
     _Strategy(_RULE_AREA, hold=True, round_robin=True),
     _Strategy(_RULE_PRESSURE, hold=True, round_robin=False),
@@ -648,12 +738,12 @@ _RESTARTS_WITHOUT_PROGRESS = 200
 class _Search:
     """Budget growth under several strategies, reduction, then random restarts, in time."""
 
-    def __init__(self, c: _Compiled, floor: list[int], deadline: float) -> None:
+    def __init__(self, c: _Compiled, floor: list[int], target: int, deadline: float) -> None:
         self.c = c
         self.floor = floor
         self.deadline = deadline
         self.start_budget = [max(1, x) if c.count[r] else 0 for r, x in enumerate(floor)]
-        self.target = sum(self.start_budget)
+        self.target = max(target, sum(self.start_budget))
         self.best: _Schedule | None = None
         self.best_strategy = _STRATEGIES[0]
         self.pass_seconds = 0.0
@@ -727,6 +817,7 @@ class _Search:
                 rule=rng.choice(_RULES),
                 hold=rng.random() < 0.75,
                 round_robin=rng.random() < 0.6,
+                lazy=rng.random() < 0.5,
                 seed=rng.randrange(1 << 30),
             )
             before = self.best
