@@ -71,9 +71,7 @@ def first_fit(instance: Instance) -> tuple[int, float] | None:
         visit(t.id)
 
     def fits(res: tuple[int, int, int, int], a: int, b: int) -> bool:
-        return all(
-            usage[k][m] + res[k] <= caps[k] for m in range(a, b) for k in range(4) if res[k]
-        )
+        return all(usage[k][m] + res[k] <= caps[k] for m in range(a, b) for k in range(4) if res[k])
 
     def take(res: tuple[int, int, int, int], a: int, b: int) -> None:
         for k in range(4):
@@ -123,12 +121,21 @@ FAMILIES: list[tuple[str, int, Callable[[], Instance]]] = [
     ("five", 2_000, lambda: instances.five_routines(2_000, seed=1)),
     ("five", 100_000, lambda: instances.five_routines(100_000, seed=1, quota=10_000, vm_max=5_000)),
     ("five_tight", 200, lambda: instances.five_routines(200, seed=1, quota=20, vm_max=10)),
-    ("five_tight s2", 200, lambda: instances.five_routines(200, seed=2, quota=20, vm_max=10)),
-    ("five_tight s3", 200, lambda: instances.five_routines(200, seed=3, quota=20, vm_max=10)),
-    ("five q60", 1_000, lambda: instances.five_routines(1_000, seed=1, quota=60, vm_max=20)),
-    ("chains", 2_000, lambda: instances.chains(2_000, seed=1)),
-    ("chains loose", 2_000, lambda: instances.chains(2_000, seed=1, quota=80, vm_max=30)),
-    ("huge", 1_000, lambda: instances.huge_routine(1_000, seed=1)),
+    *[
+        (
+            f"five_tight s{k}",
+            200,
+            lambda k=k: instances.five_routines(200, seed=k, quota=20, vm_max=10),
+        )
+        for k in (2, 3, 4, 5)
+    ],
+    ("tight q60 (80% ram)", 650, lambda: instances.five_routines(650, seed=1, quota=60, vm_max=20)),
+    ("tight q60 (92% ram)", 750, lambda: instances.five_routines(750, seed=1, quota=60, vm_max=20)),
+    ("chains", 2_000, lambda: instances.chains(2_000, seed=1, quota=70, vm_max=25)),
+    ("chains tight", 2_000, lambda: instances.chains(2_000, seed=0)),
+    ("huge s1", 1_000, lambda: instances.huge_routine(1_000, seed=1)),
+    ("huge s2", 1_000, lambda: instances.huge_routine(1_000, seed=2)),
+    ("huge", 600, lambda: instances.huge_routine(600, seed=1)),
 ]
 
 
