@@ -105,3 +105,14 @@ async def migrate(conn: psycopg.AsyncConnection[TupleRow]) -> MigrationReport:
         return MigrationReport(applied=applied, already=len(done))
     finally:
         await conn.execute(queries.get("migrations_unlock"), (MIGRATION_LOCK_KEY,))
+
+
+async def pending(conn: psycopg.AsyncConnection[TupleRow]) -> list[Migration]:
+    """Migrations not applied yet (all of them on a database without the hrwsi schema)."""
+    cur = await conn.execute(queries.get("migrations_table_exists"))
+    row = await cur.fetchone()
+    if row is None or row[0] is None:
+        return available()
+    cur = await conn.execute(queries.get("migrations_applied"))
+    done = {int(r[0]) for r in await cur.fetchall()}
+    return [m for m in available() if m.version not in done]

@@ -23,3 +23,7 @@ SELECT version, checksum FROM hrwsi.schema_migrations ORDER BY version
 -- name: migrations_record
 -- Record one applied migration.
 INSERT INTO hrwsi.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)
+
+-- name: migrations_table_exists
+-- The migrations table, or NULL when the schema was never initialised by hrwsi.
+SELECT to_regclass('hrwsi.schema_migrations')
