@@ -506,10 +506,11 @@ def _simulate(
         else [a + b for a, b in zip(c.latest_start, noise, strict=True)]
     )
     shift = min(prio) if n else 0
+    prio_key = [(p - shift) * n + i for i, p in enumerate(prio)]
     ready: list[list[int]] = [[] for _ in range(nr)]
     for i in range(n):
         if npred[i] == 0:
-            ready[task_routine[i]].append((prio[i] - shift) * n + i)
+            ready[task_routine[i]].append(prio_key[i])
     for q in ready:
         heapq.heapify(q)
     ready_at = [0] * n
@@ -541,7 +542,7 @@ def _simulate(
             for s in succ[task]:
                 npred[s] -= 1
                 if npred[s] == 0:
-                    heapq.heappush(ready[task_routine[s]], (prio[s] - shift) * n + s)
+                    heapq.heappush(ready[task_routine[s]], prio_key[s])
                     ready_at[s] = t
             idle[task_routine[task]].append(vm_of[task])
         # 2. Lazy: idle VMs that the routine's other open VMs can do without close now.
@@ -846,6 +847,7 @@ def _vms(c: _Compiled, s: _Schedule) -> tuple[VM, ...]:
         r = s.vm_routine[v]
         counters[r] += 1
         d = rdur[r]
+        mine = per_vm[v]
         flavour = c.routine_names[r]
         out.append(
             VM(
@@ -853,7 +855,14 @@ def _vms(c: _Compiled, s: _Schedule) -> tuple[VM, ...]:
                 flavour=flavour,
                 start=s.vm_start[v],
                 stop=s.vm_stop[v],
-                tasks=tuple(ScheduledTask(ids[i], start[i], start[i] + d) for i in per_vm[v]),
+                tasks=tuple(
+                    map(
+                        ScheduledTask,
+                        [ids[i] for i in mine],
+                        (starts := [start[i] for i in mine]),
+                        [x + d for x in starts],
+                    )
+                ),
             )
         )
     return tuple(out)
