@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -411,14 +412,23 @@ async def test_invalid_spec_is_rejected() -> None:
 # -- the job as Nomad receives it ------------
 
 
-async def test_secrets_never_reach_the_job_spec(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Neither passthrough secret values nor the ACL token appear in the registered job JSON."""
+async def test_secrets_never_reach_the_job_spec(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither passthrough secret values nor the ACL token reach the job JSON or the logs."""
+    caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("S3_SECRET_KEY", "s3cr3t-value-42")
     async with NomadStandIn(tokens={"tok-very-secret"}, nodes=["vm-1"]) as nomad:
         cfg = settings(
             nomad, token=SecretStr("tok-very-secret"), passthrough_env=("S3_SECRET_KEY",)
         )
         async with running(nomad, **cfg.model_dump(exclude={"address"})) as (executor, coll):
+            nomad.variables[("default", "nomad/jobs")] = {"OTHER": "kept"}
+            assert await executor.publish_secrets() == ["S3_SECRET_KEY"]
+            assert nomad.variables[("default", "nomad/jobs")] == {
+                "OTHER": "kept",
+                "S3_SECRET_KEY": "s3cr3t-value-42",
+            }
             await executor.submit(attempt())
             assert (await coll.wait_for(attempt().key)).state is RunState.PROCESSED
         sent = json.dumps(nomad.received_jobs)
@@ -427,6 +437,9 @@ async def test_secrets_never_reach_the_job_spec(monkeypatch: pytest.MonkeyPatch)
         assert "{{ .S3_SECRET_KEY }}" in template["EmbeddedTmpl"] and template["Envvars"]
         assert all(r.headers.get("x-nomad-token") == "tok-very-secret" for r in nomad.requests)
         assert all("tok-very-secret" not in str(r.query) for r in nomad.requests)
+    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "nomad.outcome" in logged and "nomad.submitted" in logged
+    assert "tok-very-secret" not in logged and "s3cr3t-value-42" not in logged
 
 
 async def test_job_spec_resources_pinning_and_meta(nomad: NomadStandIn) -> None:

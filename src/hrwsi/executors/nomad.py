@@ -26,8 +26,9 @@ off. Job ``Meta`` carries ``HRWSI_TASK_ID``, ``HRWSI_ATTEMPT``, ``HRWSI_ROUTINE`
 
 **Secrets** are never in the spec: for each name in ``passthrough_env`` a template reads the
 value from the Nomad variable at ``secrets_variable_path`` (default ``nomad/jobs``, readable by
-every job of the namespace without an extra policy) into the task environment. Operators put
-the values there (``nomad var put nomad/jobs NAME=…``). The ACL token only travels in the
+every job of the namespace without an extra policy) into the task environment. The values
+get there by :meth:`NomadExecutor.publish_secrets` (from the launcher's environment) or by an
+operator (``nomad var put nomad/jobs NAME=…``). The ACL token only travels in the
 ``X-Nomad-Token`` header.
 
 **Outcomes** come from the event stream (topics ``Job`` and ``Allocation``, filtered here by
@@ -53,6 +54,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -284,6 +286,30 @@ class NomadExecutor:
         prefix = self._settings.job_prefix + "-"
         return job_id[len(prefix) :] if job_id.startswith(prefix) else None
 
+    async def publish_secrets(self, env: Mapping[str, str] | None = None) -> list[str]:
+        """Copy the ``passthrough_env`` values of this process's environment into the Nomad
+        variable the runs' template reads; return the names copied.
+
+        Optional (values may be put there by an operator instead); other items of the
+        variable are kept. Values go only into that one request body, never into a log.
+        """
+        source = os.environ if env is None else env
+        names = self._settings.passthrough_env
+        items = {name: source[name] for name in names if name in source}
+        missing = [name for name in names if name not in source]
+        if missing:
+            log.warning("nomad.secrets_missing", extra={"names": missing})
+        if not items:
+            return []
+        path = self._settings.secrets_variable_path
+        try:
+            current = (await self._client.get_variable(path)).value.get("Items") or {}
+        except nomad_client.JobNotFound:
+            current = {}
+        await self._client.put_variable(path, {**current, **items})
+        log.info("nomad.secrets_published", extra={"names": sorted(items), "path": path})
+        return sorted(items)
+
     # -- Executor protocol ----------------------------------------------------------------
 
     async def submit(self, attempt: Attempt) -> str:
@@ -371,14 +397,12 @@ class NomadExecutor:
             latest = max(allocs, key=lambda a: int(a.get("CreateIndex") or 0))
             state, message, exit_code = classify_allocation(latest)
             return Outcome(key, state, message, exit_code, run_id=job_id)
-        if job.get("Stop") or job.get("Status") == "dead":
-            return Outcome(
-                key,
-                RunState.EXTERNAL_ERROR,
-                "cancelled: stopped before it was placed",
-                None,
-                job_id,
-            )
+        if job.get("Stop"):
+            message = "cancelled: stopped before it was placed"
+            return Outcome(key, RunState.EXTERNAL_ERROR, message, run_id=job_id)
+        if job.get("Status") == "dead":
+            message = "lost track: the job is dead without any allocation"
+            return Outcome(key, RunState.EXTERNAL_ERROR, message, run_id=job_id)
         return await self._check_placement(key, job)
 
     async def _check_placement(self, key: str, job: Mapping[str, Any]) -> Outcome:
@@ -421,7 +445,7 @@ class NomadExecutor:
         run.emitted = outcome.state
         log.info(
             "nomad.outcome",
-            extra={"key": outcome.key, "state": outcome.state.value, "message": outcome.message},
+            extra={"key": outcome.key, "state": outcome.state.value, "detail": outcome.message},
         )
         self._queue.put_nowait(outcome)
 

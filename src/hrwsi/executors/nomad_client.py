@@ -367,6 +367,17 @@ class NomadClient:
     async def get_node(self, node_id: str) -> Indexed[dict[str, Any]]:
         return await self._read(f"/v1/node/{quote(node_id, safe='')}", None, None, {})
 
+    # -- variables (where the runs' secrets live) ------------------------------------------
+
+    async def get_variable(self, path: str) -> Indexed[dict[str, Any]]:
+        """A Nomad variable (``Items`` holds its values); 404 raises :class:`JobNotFound`."""
+        return await self._read(f"/v1/var/{quote(path, safe='/')}", None, None, {})
+
+    async def put_variable(self, path: str, items: Mapping[str, str]) -> None:
+        """Write a Nomad variable (replacing its items). The body is never logged."""
+        body = {"Namespace": self.namespace, "Path": path, "Items": dict(items)}
+        await self._request("PUT", f"/v1/var/{quote(path, safe='/')}", body=body)
+
     # -- event stream ----------------------------------------------------------------------
 
     async def events(

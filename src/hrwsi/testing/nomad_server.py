@@ -18,7 +18,8 @@ with ``index``/``wait``, ``namespace``/``region`` checks, ACL tokens in ``X-Noma
   same token returns the existing child with ``EvalID: ""`` until the child is GC'd/purged.
 - ``GET /v1/job/:id``, ``/summary``, ``/allocations``, ``/v1/allocation/:id``,
   ``/v1/evaluation/:id``, ``/v1/nodes``, ``/v1/node/:id``; ``DELETE /v1/job/:id[?purge]``;
-  ``PUT /v1/system/gc``.
+  ``PUT /v1/system/gc``; ``GET|PUT|DELETE /v1/var/:path`` (Nomad variables, kept in
+  :attr:`NomadStandIn.variables`).
 - ``GET /v1/event/stream``: ndjson, ``{}`` heartbeats every ``heartbeat_s``, ``topic=T[:key]``
   filters, inclusive ``index``, a ring buffer of ``event_buffer`` frames.
 
@@ -206,6 +207,7 @@ class NomadStandIn:
         self.requests: list[RecordedRequest] = []
         self.received_jobs: list[dict[str, Any]] = []  # register bodies exactly as received
         self.runs_started: list[str] = []  # job ids, one entry per allocation placed
+        self.variables: dict[tuple[str, str], dict[str, str]] = {}  # (namespace, path): items
         self._port = port
         self._index = 1
         self._tables: dict[str, int] = {}
@@ -491,6 +493,8 @@ class NomadStandIn:
             if node is None:
                 raise _HttpError(404, "node not found")
             return self._json(node, index)
+        if path.startswith("/v1/var/"):
+            return self._variable(method, ns, path[len("/v1/var/") :], body)
         if path == "/v1/event/stream" and method == "GET":
             return self._stream(request, ns)
         if path == "/v1/system/gc" and method in writes:
@@ -540,6 +544,26 @@ class NomadStandIn:
         if job is None:
             raise _HttpError(404, "job not found")
         return job
+
+    def _variable(self, method: str, ns: str, var_path: str, body: bytes) -> Response:
+        key = (ns, var_path)
+        if method in ("PUT", "POST"):
+            request = self._decode(body)
+            items = request.get("Items") if isinstance(request, dict) else None
+            if not isinstance(items, dict) or not items:
+                raise _HttpError(400, "variable missing required Items object")
+            self._write(["variables"], [])
+            self.variables[key] = {str(k): str(v) for k, v in items.items()}
+        elif method == "DELETE":
+            self.variables.pop(key, None)
+            self._write(["variables"], [])
+            return Response(b"", status_code=200)
+        elif method != "GET":
+            raise _HttpError(405, "Invalid method")
+        if key not in self.variables:
+            raise _HttpError(404, "variable not found")
+        variable = {"Namespace": ns, "Path": var_path, "Items": dict(self.variables[key])}
+        return self._json(variable, self._tables.get("variables", 1))
 
     # -- register, parse, dispatch, deregister --------------------------------------------------
 
