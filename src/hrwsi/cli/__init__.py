@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import dashboard, db, harvest, plan, retry, status
+from hrwsi.cli import dashboard, db, harvest, plan, retry, run, status
 
 app = typer.Typer(
     name="hrwsi",
@@ -37,6 +37,7 @@ harvest.register(app)
 retry.register(app)
 plan.register(app)
 status.register(app)
+run.register(app)
 
 
 def main() -> None:

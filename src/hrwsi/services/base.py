@@ -14,9 +14,20 @@ from typing import Protocol
 
 
 class Service(Protocol):
-    name: str
-    channels: tuple[str, ...]
-    interval_s: float
+    @property
+    def name(self) -> str:
+        """Stable name, used in logs and by ``hrwsi run --only``."""
+        ...
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels whose notifications wake this service."""
+        ...
+
+    @property
+    def interval_s(self) -> float:
+        """The safety timer: seconds between passes when nothing wakes the service."""
+        ...
 
     async def reconcile(self) -> None:
         """One idempotent pass over the tables."""

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from hrwsi.db.listener import Backoff, Listener
 from hrwsi.services.base import Service
@@ -98,7 +99,7 @@ class Runner:
             loops.append(asyncio.create_task(listener.run(self._stop), name=f"{name}.listener"))
             loops.append(
                 asyncio.create_task(
-                    self._supervise(f"{name}.reconcile", hosted, lambda h=hosted: self._loop(h)),
+                    self._supervise(f"{name}.reconcile", hosted, partial(self._loop, hosted)),
                     name=f"{name}.reconcile",
                 )
             )
@@ -107,7 +108,7 @@ class Runner:
                     self._supervise(
                         f"{name}.background",
                         hosted,
-                        lambda h=hosted: h.service.background(self._stop),
+                        partial(hosted.service.background, self._stop),
                     ),
                     name=f"{name}.background",
                 )
