@@ -1,6 +1,9 @@
 -- The HR-WSI v1 data model (see hrwsi-v1-data-model.md), written so that it is a no-op on an
 -- existing v1 database: every object is created only if missing and every seeded row is
 -- inserted only if missing. The v1 SQL functions are (re)defined set-based in 0002.
+-- Where the model page is silent, the NOT NULLs follow the v1 DDL (eea/clms-hrwsi-system):
+-- processing_tasks.input_fk_id (a bigserial there), the names and codes of the lookup tables;
+-- 0003 brings an upgraded v1 database to exactly this shape.
 
 CREATE SCHEMA IF NOT EXISTS hrwsi;
 
@@ -41,20 +44,20 @@ CREATE TABLE IF NOT EXISTS hrwsi.product_type (
 
 CREATE TABLE IF NOT EXISTS hrwsi.indexation_failure_type (
     id smallint PRIMARY KEY,
-    code bigint UNIQUE,
-    name text UNIQUE,
+    code bigint UNIQUE NOT NULL,
+    name text UNIQUE NOT NULL,
     description text
 );
 
 CREATE TABLE IF NOT EXISTS hrwsi.indexation_file_type (
     id smallint PRIMARY KEY,
-    name text UNIQUE,
+    name text UNIQUE NOT NULL,
     description text
 );
 
 CREATE TABLE IF NOT EXISTS hrwsi.log_levels (
-    id smallint UNIQUE,
-    name text UNIQUE
+    id smallint UNIQUE NOT NULL,
+    name text UNIQUE NOT NULL
 );
 
 -- Core tables ---------------------------------------------------------------------------
@@ -77,7 +80,7 @@ CREATE TABLE IF NOT EXISTS hrwsi.virtual_machine (
 
 CREATE TABLE IF NOT EXISTS hrwsi.processing_tasks (
     id bigserial UNIQUE,
-    input_fk_id bigint REFERENCES hrwsi.input (id) ON DELETE CASCADE,
+    input_fk_id bigint NOT NULL REFERENCES hrwsi.input (id) ON DELETE CASCADE,
     virtual_machine_id uuid NOT NULL REFERENCES hrwsi.virtual_machine (id),
     creation_date timestamp NOT NULL,
     preceding_input_id bigint,

@@ -19,6 +19,43 @@ BEGIN
 END
 $$;
 
+-- The v1 DDL declared its foreign-key columns as bigserial: each has a sequence and a
+-- DEFAULT nextval(...), so an INSERT that forgot the key silently pointed at whatever row had
+-- the next number. Drop those defaults and sequences (nothing else uses them), and add the
+-- NOT NULLs that v1 had, so that an upgraded database has the schema of a fresh install.
+DO $$
+DECLARE
+    fk record;
+    seq text;
+BEGIN
+    FOR fk IN
+        SELECT * FROM (VALUES
+            ('processing_tasks', 'input_fk_id'),
+            ('nomad_job_dispatch', 'processing_task_fk_id'),
+            ('processing_status_workflow', 'nomad_job_dispatch_fk_id'),
+            ('products', 'input_fk_id'),
+            ('indexation_json', 'product_fk_id'),
+            ('indexation_workflow', 'product_fk_id')
+        ) AS v (tab, col)
+    LOOP
+        seq := pg_get_serial_sequence(format('hrwsi.%I', fk.tab), fk.col);
+        IF seq IS NOT NULL THEN
+            EXECUTE format('ALTER TABLE hrwsi.%I ALTER COLUMN %I DROP DEFAULT', fk.tab, fk.col);
+            EXECUTE format('DROP SEQUENCE %s', seq);
+        END IF;
+    END LOOP;
+END
+$$;
+
+ALTER TABLE hrwsi.processing_tasks ALTER COLUMN input_fk_id SET NOT NULL;
+ALTER TABLE hrwsi.indexation_failure_type
+    ALTER COLUMN code SET NOT NULL,
+    ALTER COLUMN name SET NOT NULL;
+ALTER TABLE hrwsi.indexation_file_type ALTER COLUMN name SET NOT NULL;
+ALTER TABLE hrwsi.log_levels
+    ALTER COLUMN id SET NOT NULL,
+    ALTER COLUMN name SET NOT NULL;
+
 ALTER TABLE hrwsi.input
     ADD COLUMN IF NOT EXISTS catalogue_id text,
     ADD COLUMN IF NOT EXISTS product_name text,
