@@ -104,9 +104,17 @@ def test_empty_instance_plans_no_vm() -> None:
     assert plan.vms == () and plan.makespan == 0
 
 
-def test_zero_time_limit_still_answers_with_the_first_schedule() -> None:
-    """time_limit_s=0 skips the improvement search, not the first schedule."""
-    planned(instances.five_routines(300, seed=9), time_limit_s=0.0)
+@pytest.mark.parametrize(
+    "instance",
+    [
+        instances.five_routines(300, seed=9),
+        instances.five_routines(200, seed=1, quota=20, vm_max=10),
+        instances.chains(400, seed=2, quota=70, vm_max=25),
+    ],
+)
+def test_zero_time_limit_still_answers(instance: Instance) -> None:
+    """time_limit_s=0 costs quality, never the answer: even tight instances are planned."""
+    planned(instance, time_limit_s=0.0)
 
 
 def test_lower_bound_function_matches_the_plan() -> None:

@@ -763,12 +763,15 @@ class _Search:
             self.best, self.best_strategy = s, strategy
         return s
 
-    def grow(self, strategy: _Strategy, steps: int = 64) -> None:
-        """From the lower bound, grow the budgets of the routines made late by them."""
+    def grow(self, strategy: _Strategy, steps: int = 64, *, force: int = 0) -> None:
+        """From the lower bound, grow the budgets of the routines made late by them.
+
+        The first ``force`` steps run whatever the time limit.
+        """
         budget = list(self.start_budget)
-        for _ in range(steps):
+        for step in range(steps):
             s = self.run(budget, strategy)
-            if s.feasible or s.grow == budget or self.out_of_time():
+            if s.feasible or s.grow == budget or (step >= force and self.out_of_time()):
                 return
             budget = s.grow
 
@@ -803,11 +806,13 @@ class _Search:
                     break
 
     def search(self) -> _Schedule | None:
+        # The first strategy and the relaxed run answer whatever the time limit, so that a
+        # short limit costs quality, not an answer.
         for k, strategy in enumerate(_STRATEGIES):
             if (k and self.out_of_time()) or self.done():
                 break
-            self.grow(strategy)
-        if self.best is None and not self.out_of_time():
+            self.grow(strategy, force=0 if k else 8)
+        if self.best is None:
             # Relaxed: unlimited VMs that close when idle (pure resource-constrained scheduling).
             self.run(list(self.c.count), _Strategy(_RULE_URGENCY, hold=False))
         self.reduce()
