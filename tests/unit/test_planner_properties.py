@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hrwsi.domain import instances, plan_validator, planner
-from hrwsi.domain.planning import Instance, Limits, Routine, Task
+from hrwsi.domain.planning import Instance, Limits, Plan, Routine, Task
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -95,3 +98,38 @@ def test_families_plan_near_their_bound(seed: int, n: int) -> None:
         assert plan_validator.validate(instance, plan) == []
         lb = plan.lower_bound.vms
         assert len(plan.vms) <= max(lb + 1, int(lb * 1.1))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 10**9), st.integers(1, 5), st.integers(1, 3))
+def test_exhaustive_search_finds_every_known_schedule(
+    seed: int, n_vms: int, n_routines: int
+) -> None:
+    """The complete search (used when heuristics fail) plans every schedulable small instance."""
+    instance, _ = instances.from_known_schedule(
+        seed, n_vms=n_vms, n_routines=n_routines, max_tasks_per_vm=3
+    )
+    compiled = planner._compile(instance)
+    schedule, proven_impossible = planner._exhaustive(compiled, time.perf_counter() + 10)
+    assert not proven_impossible
+    assert schedule is not None
+    plan = Plan(
+        "planned",
+        vms=planner._vms(compiled, schedule),
+        makespan=schedule.makespan,
+        vm_minutes=schedule.vm_minutes,
+    )
+    assert plan_validator.validate(instance, plan) == []
+
+
+def test_exhaustive_search_proves_what_no_bound_sees() -> None:
+    """Two 5-minute tasks that cannot share the cpu quota need 10 minutes: t_max 9 is refuted."""
+    a = Routine("A", cpu=2, ram=1, storage=1, duration=5)
+    b = Routine("B", cpu=2, ram=1, storage=1, duration=5)
+    limits = Limits(t_max=9, cpu_max=3, ram_max=9, storage_max=9, vm_max=9)
+    instance = Instance(limits, {"A": a, "B": b}, (Task("a", "A"), Task("b", "B")))
+    plan = planner.plan(instance)
+    assert plan.status == "impossible"
+    assert "exhaustive search" in plan.reason
+    feasible = Instance(dataclasses.replace(limits, t_max=10), instance.routines, instance.tasks)
+    assert planner.plan(feasible).status == "planned"

@@ -137,6 +137,19 @@ def _plan(instance: Instance, time_limit_s: float | None) -> Plan:
     limit = DEFAULT_TIME_LIMIT_S if time_limit_s is None else max(0.0, time_limit_s)
     floor, total = _vm_floor(c)
     best = _Search(c, floor, total, began + limit).search()
+    if best is None and c.n <= EXHAUSTIVE_MAX_TASKS:
+        best, proven = _exhaustive(c, began + max(limit, EXHAUSTIVE_MIN_SECONDS))
+        if proven:
+            return Plan(
+                status="impossible",
+                reason=(
+                    f"no schedule exists: an exhaustive search over every active schedule of "
+                    f"the {c.n} tasks, each on its own VM (the most permissive layout), "
+                    f"finds none that ends by t_max {c.t_max} within the quotas"
+                ),
+                lower_bound=bound,
+                seconds=time.perf_counter() - began,
+            )
     if best is None:
         return Plan(
             status="search_failed",
@@ -837,6 +850,173 @@ class _Search:
             else:
                 stale += 1
         return self.best
+
+
+EXHAUSTIVE_MAX_TASKS = 16
+"""Up to this many tasks, an instance the heuristics cannot plan is searched exhaustively
+(within the time limit, at least :data:`EXHAUSTIVE_MIN_SECONDS`)."""
+EXHAUSTIVE_MIN_SECONDS = 0.25
+
+_EXHAUSTIVE_NODES = 300_000
+
+
+def _exhaustive(c: _Compiled, deadline: float) -> tuple[_Schedule | None, bool]:
+    """Complete search for small instances: ``(schedule, proven_impossible)``.
+
+    Every task on its own VM is the most permissive layout (a VM shared by several tasks
+    holds its quota at least as long), so the instance has a plan iff the tasks alone can be
+    scheduled with each holding its flavour only while it runs. That is resource-constrained
+    project scheduling; some optimal schedule is *active*, and the serial schedule generation
+    scheme (each task at its earliest feasible start, in some precedence-respecting order)
+    generates every active schedule. Depth-first search over those orders, identical tasks
+    taken in a fixed order, is therefore complete. A found schedule is then compacted: tasks
+    of a routine are chained onto one VM wherever the quotas allow its idle gaps.
+    """
+    n = c.n
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        for s in c.succ[i]:
+            preds[s].append(i)
+    signature: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = {}
+    twin_before = [-1] * n
+    for i in range(n):
+        sig = (c.task_routine[i], tuple(sorted(preds[i])), tuple(sorted(c.succ[i])))
+        twin_before[i] = signature.get(sig, -1)
+        signature[sig] = i
+    caps = c.quota
+    res = [(c.cpu[r], c.ram[r], c.storage[r], 1) for r in (c.task_routine[i] for i in range(n))]
+    dur = [c.rdur[c.task_routine[i]] for i in range(n)]
+    start = [-1] * n
+    placed: list[int] = []
+    nodes = 0
+
+    def fits(i: int, t: int, end: int) -> bool:
+        points = [t] + [start[j] for j in placed if t < start[j] < end]
+        for p in points:
+            use = [0, 0, 0, 0]
+            for j in placed:
+                if start[j] <= p < start[j] + dur[j]:
+                    for k in range(4):
+                        use[k] += res[j][k]
+            if any(use[k] + res[i][k] > caps[k] for k in range(4)):
+                return False
+        return True
+
+    def earliest(i: int) -> int:
+        release = max((start[j] + dur[j] for j in preds[i]), default=0)
+        candidates = sorted({release, *(start[j] + dur[j] for j in placed)})
+        for t in candidates:
+            if t < release:
+                continue
+            if t + dur[i] > c.t_max:
+                return -1
+            if fits(i, t, t + dur[i]):
+                return t
+        return -1
+
+    def dfs() -> bool | None:
+        nonlocal nodes
+        if len(placed) == n:
+            return True
+        nodes += 1
+        if nodes > _EXHAUSTIVE_NODES or (nodes % 256 == 0 and time.perf_counter() > deadline):
+            return None
+        eligible = [
+            i
+            for i in range(n)
+            if start[i] < 0
+            and all(start[j] >= 0 for j in preds[i])
+            and (twin_before[i] < 0 or start[twin_before[i]] >= 0)
+        ]
+        options = []
+        for i in eligible:
+            t = earliest(i)
+            if t < 0:
+                return False  # later placements only add load: it never fits in this branch
+            options.append((t, i))
+        unknown = False
+        for t, i in sorted(options):
+            start[i] = t
+            placed.append(i)
+            found = dfs()
+            if found:
+                return True
+            placed.pop()
+            start[i] = -1
+            if found is None:
+                unknown = True
+                break
+        return None if unknown else False
+
+    outcome = dfs()
+    if outcome is None:
+        return None, False
+    if not outcome:
+        return None, True
+    return _compact(c, start), False
+
+
+def _compact(c: _Compiled, start: list[int]) -> _Schedule:
+    """Chain tasks of a routine onto shared VMs where the quotas allow the idle gaps."""
+    n = c.n
+    caps = c.quota
+    d = [c.rdur[c.task_routine[i]] for i in range(n)]
+    vm_of = list(range(n))
+    vm_routine = list(c.task_routine)
+    vm_start = list(start)
+    vm_stop = [start[i] + d[i] for i in range(n)]
+    alive = [True] * n
+
+    def usage_ok(skip: int, a: int, b: int, r: int) -> bool:
+        """Can VM ``skip`` of routine ``r`` also hold its quota on [a, b)?"""
+        points = {a} | {vm_start[v] for v in range(n) if alive[v] and a < vm_start[v] < b}
+        need = (c.cpu[r], c.ram[r], c.storage[r], 1)
+        for p in points:
+            use = [0, 0, 0, 0]
+            for v in range(n):
+                if alive[v] and v != skip and vm_start[v] <= p < vm_stop[v]:
+                    rv = vm_routine[v]
+                    use[0] += c.cpu[rv]
+                    use[1] += c.ram[rv]
+                    use[2] += c.storage[rv]
+                    use[3] += 1
+            if any(use[k] + need[k] > caps[k] for k in range(4)):
+                return False
+        return True
+
+    for i in sorted(range(n), key=lambda x: (start[x], x)):
+        r = c.task_routine[i]
+        for v in range(n):
+            if not alive[v] or v == vm_of[i] or vm_routine[v] != r or vm_stop[v] > start[i]:
+                continue
+            mine = vm_of[i]
+            if vm_start[mine] != start[i] or vm_stop[mine] != start[i] + d[i]:
+                break  # the task already leads a merged VM
+            # Merge task i's VM into v: v now also holds its quota over the gap.
+            alive[mine] = False
+            if usage_ok(v, vm_stop[v], start[i], r):
+                vm_of[i] = v
+                vm_stop[v] = start[i] + d[i]
+                break
+            alive[mine] = True
+    keep = [v for v in range(n) if alive[v] and any(vm_of[i] == v for i in range(n))]
+    renumber = {v: k for k, v in enumerate(keep)}
+    makespan = max((start[i] + d[i] for i in range(n)), default=0)
+    starts = [vm_start[v] for v in keep]
+    stops = [vm_stop[v] for v in keep]
+    return _Schedule(
+        complete=True,
+        feasible=True,
+        start=list(start),
+        vm_of=[renumber[vm_of[i]] for i in range(n)],
+        vm_routine=[vm_routine[v] for v in keep],
+        vm_start=starts,
+        vm_stop=stops,
+        grow=[],
+        n_vms=len(keep),
+        vm_minutes=sum(b - a for a, b in zip(starts, stops, strict=True)),
+        makespan=makespan,
+    )
 
 
 def _vms(c: _Compiled, s: _Schedule) -> tuple[VM, ...]:
