@@ -75,6 +75,11 @@ class FakeExecutor:
             self.emit(key, state, message)
         return state
 
+    @property
+    def backlog(self) -> int:
+        """Observations emitted and not yet read from ``outcomes()``."""
+        return self._queue.qsize()
+
     async def submit(self, attempt: Attempt) -> str:
         key = attempt.key
         self.calls.append(("submit", key))
