@@ -144,34 +144,33 @@ def main() -> None:
 
 
 async def _bench(args: argparse.Namespace, admin: str, template: str, copies: list[str]) -> None:
-    if True:
-        url = databases.with_database(admin, template)
-        start = time.perf_counter()
-        await _fill(url, args.history, args.vms, args.chain)
-        print(
-            f"filled {args.history} ended + {args.vms * args.chain} pending tasks "
-            f"in {time.perf_counter() - start:.1f}s"
-        )
-        ours = await _median_ms(url, queries.get("launcher_claim_ready"), {"limit": 100})
-        v1 = await _median_ms(
-            url, "SELECT * FROM hrwsi.get_ids_of_processing_tasks_ready_to_be_launched()", None
-        )
-        pending = args.vms * args.chain
-        results = {}
-        for batch in (100, 1):
-            name = databases.unique_name("hrwsi_bench_launcher_run")
-            copies.append(name)
-            copy_url = databases.create_database(admin, name, template=template)
-            results[batch] = await _throughput(copy_url, batch, pending)
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print()
-        print(f"{'measure':<44}{'value':>12}{'ratio':>10}")
-        print(f"{'ready query, v1 function (ms, median)':<44}{v1:>12.2f}{'1.00':>10}")
-        print(f"{'ready claim, launcher_claim_ready (ms)':<44}{ours:>12.2f}{v1 / ours:>10.1f}x")
-        print(f"{'tasks/s, batch 1 (baseline)':<44}{results[1]:>12.0f}{'1.00':>10}")
-        ratio = results[100] / results[1]
-        print(f"{'tasks/s, batch 100':<44}{results[100]:>12.0f}{ratio:>10.1f}x")
-        print(f"{'peak RSS (MB)':<44}{rss_mb:>12.0f}")
+    url = databases.with_database(admin, template)
+    start = time.perf_counter()
+    await _fill(url, args.history, args.vms, args.chain)
+    print(
+        f"filled {args.history} ended + {args.vms * args.chain} pending tasks "
+        f"in {time.perf_counter() - start:.1f}s"
+    )
+    ours = await _median_ms(url, queries.get("launcher_claim_ready"), {"limit": 100})
+    v1 = await _median_ms(
+        url, "SELECT * FROM hrwsi.get_ids_of_processing_tasks_ready_to_be_launched()", None
+    )
+    pending = args.vms * args.chain
+    results = {}
+    for batch in (100, 1):
+        name = databases.unique_name("hrwsi_bench_launcher_run")
+        copies.append(name)
+        copy_url = databases.create_database(admin, name, template=template)
+        results[batch] = await _throughput(copy_url, batch, pending)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print()
+    print(f"{'measure':<44}{'value':>12}{'ratio':>10}")
+    print(f"{'ready query, v1 function (ms, median)':<44}{v1:>12.2f}{'1.00':>10}")
+    print(f"{'ready claim, launcher_claim_ready (ms)':<44}{ours:>12.2f}{v1 / ours:>10.1f}x")
+    print(f"{'tasks/s, batch 1 (baseline)':<44}{results[1]:>12.0f}{'1.00':>10}")
+    ratio = results[100] / results[1]
+    print(f"{'tasks/s, batch 100':<44}{results[100]:>12.0f}{ratio:>10.1f}x")
+    print(f"{'peak RSS (MB)':<44}{rss_mb:>12.0f}")
 
 
 if __name__ == "__main__":
