@@ -194,3 +194,22 @@ def test_vm_names_follow_flavour_and_number() -> None:
     plan = planned(instances.maja_fsc(200, seed=0))
     names = [vm.name for vm in plan.vms if vm.flavour == "MAJA"]
     assert names == [f"vm-MAJA-{k}" for k in range(1, len(names) + 1)]
+
+
+def test_unproven_failure_is_search_failed_not_impossible() -> None:
+    """Beyond the complete search's size, a failure without proof says search_failed."""
+    a = Routine("A", cpu=2, ram=1, storage=1, duration=5)
+    b = Routine("B", cpu=2, ram=1, storage=1, duration=5)
+    tasks = tuple(Task(f"a{i}", "A") for i in range(10)) + tuple(
+        Task(f"b{i}", "B") for i in range(10)
+    )
+    instance = Instance(
+        Limits(t_max=99, cpu_max=3, ram_max=50, storage_max=50, vm_max=50),
+        {"A": a, "B": b},
+        tasks,
+    )
+    assert len(tasks) > planner.EXHAUSTIVE_MAX_TASKS
+    plan = planner.plan(instance, time_limit_s=0.1)
+    assert plan.status == "search_failed"
+    assert "no schedule found" in plan.reason
+    assert plan_validator.validate(instance, plan) == []

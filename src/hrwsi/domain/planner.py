@@ -12,20 +12,31 @@ How it plans:
    ``[head, t_max - tail_after]``. A VM of a routine of duration ``d`` runs at most
    ``(b - a) // d`` tasks inside ``[a, b]``, which bounds each routine's VM count from below
    (tightened over every release / deadline threshold); the per-routine bounds add up because a
-   VM has one flavour. The makespan is bounded by the critical path, by resource-time area over
+   VM has one flavour; forced concurrency (``k`` VMs with work ``W`` in a window ``L`` are all
+   alive together ``W - (k - 1) * L`` minutes) can add VMs (see :func:`_vm_floor`). The
+   makespan is bounded by the critical path, by resource-time area over
    each quota (``sum(cpu * d) / cpu_max`` ...), and per routine by how many of its tasks can run
    at once under the quotas. An instance is *impossible* only when such a bound exceeds ``t_max``
    or a routine does not fit the quotas at all.
 2. **Search.** An event-driven list scheduler runs with a VM budget per routine: at each event
    time it hands ready tasks (most urgent latest-start first) to idle VMs of their routine and
-   opens new VMs round-robin across routines while the budget and the quotas *at that instant*
-   allow. Usage only drops between two openings, so checking at the opening is exact: the quota
-   profile is event based, never a per-minute array. The budget starts at the lower bound and
-   grows in proportion to the lateness of routines whose budget held their tasks back; other
-   strategies (VMs that close when idle, another routine order, random priorities for small
-   instances) follow if that fails, then a reduction pass tries one VM fewer per routine.
-3. **Answer.** ``planned`` with the best schedule; ``impossible`` with the proof; or
+   opens new VMs while the budget and the quotas *at that instant* allow, the most critical
+   routine first. Usage only drops between two openings, so checking at the opening is exact:
+   the quota profile is event based, never a per-minute array. The budget starts at the lower
+   bound and grows in proportion to the lateness of routines whose budget held their tasks
+   back. Several strategies (routine priority rules, round-robin or greedy opening, VMs kept
+   while their routine has work or opened/closed lazily to free quota for others) are tried in
+   turn, then a reduction pass tries one VM fewer per routine, then random restarts, all
+   within the time limit. The first strategy (and an unlimited-VM relaxation if it fails)
+   always runs in full, so a short limit costs quality, never the answer.
+3. **Complete search for small instances** (at most :data:`EXHAUSTIVE_MAX_TASKS` tasks) that
+   the heuristics could not plan: depth-first over all active schedules, each task on its own
+   VM; it finds a plan or proves there is none (see :func:`_exhaustive`).
+4. **Answer.** ``planned`` with the best schedule; ``impossible`` with the proof; or
    ``search_failed`` when no schedule was found although none of the proofs applies.
+
+The run time is dominated by a few linear passes: 100,000 tasks plan in about 0.7 s on an idle
+core of this machine when the first budget works.
 """
 
 from __future__ import annotations
