@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import dashboard, db, harvest, plan, retry, run, status
+from hrwsi.cli import dashboard, db, demo, harvest, plan, retry, run, status
 
 app = typer.Typer(
     name="hrwsi",
@@ -38,6 +38,7 @@ retry.register(app)
 plan.register(app)
 status.register(app)
 run.register(app)
+demo.register(app)
 
 
 def main() -> None:

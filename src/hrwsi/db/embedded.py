@@ -28,10 +28,10 @@ class EmbeddedServer:
     admin_url: str
 
     def url(self, database: str = DATABASE_NAME) -> str:
-        return _with_database(self.admin_url, database)
+        return with_database(self.admin_url, database)
 
 
-def _with_database(url: str, database: str) -> str:
+def with_database(url: str, database: str) -> str:
     head, sep, query = url.partition("?")
     base = head.rsplit("/", 1)[0]
     return f"{base}/{database}{sep}{query}"

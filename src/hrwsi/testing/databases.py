@@ -20,7 +20,7 @@ from hrwsi.db import connect, embedded, migrate, seed
 
 def with_database(url: str, database: str) -> str:
     """The same server URL pointing at another database."""
-    return embedded._with_database(url, database)
+    return embedded.with_database(url, database)
 
 
 def server_url(data_dir: Path | None = None) -> str:
