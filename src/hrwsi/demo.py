@@ -141,6 +141,11 @@ def demo_config(data_dir: Path, catalogue_url: str, *, fail_one_in: int) -> Conf
     )
 
 
+def _fresh_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+
+
 def materialise_inputs(records: list[dict[str, Any]], data_root: Path) -> int:
     """Write a small L1C raster where each catalogue record's S3Path says the product is."""
     for record in records:
@@ -167,8 +172,7 @@ async def run_demo(
     on_update: Callable[[DemoState], None] = lambda state: None,
 ) -> DemoState:
     """Run the whole chain until every input has its L2B product, or it cannot, or time's up."""
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
+    await asyncio.to_thread(_fresh_dir, data_dir)
     records = demo_records(inputs)
     state = DemoState(expected=len(records))
     since = datetime.now(UTC)
