@@ -72,8 +72,17 @@ class ProductName:
 
 
 def _stamp(name: str, text: str) -> datetime:
+    # Slicing beats strptime by ~10x; the regex already checked the digits.
     try:
-        return datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        return datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[9:11]),
+            int(text[11:13]),
+            int(text[13:15]),
+            tzinfo=UTC,
+        )
     except ValueError:
         raise errors.ProductNameError(name, f"{text!r} is not a valid date and time") from None
 

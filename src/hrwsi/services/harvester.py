@@ -17,10 +17,11 @@ a crash leaves the database before or after a page, never inside one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -93,6 +94,41 @@ class HarvestSummary:
 
 Checkpoint = Callable[[Connection, odata.Page, HarvestSummary], Awaitable[None]]
 
+_DONE = object()
+
+
+async def prefetched(pages: AsyncIterator[odata.Page], depth: int = 1) -> AsyncIterator[odata.Page]:
+    """The same pages, the next ones fetched while the caller stores the current one.
+
+    At most ``depth`` pages wait in memory; an error of the fetcher is raised here, in
+    order, after the pages fetched before it.
+    """
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=depth)
+
+    async def fetch() -> None:
+        try:
+            async for page in pages:
+                await queue.put(page)
+        except Exception as exc:
+            await queue.put(exc)
+        else:
+            await queue.put(_DONE)
+
+    task = asyncio.create_task(fetch())
+    try:
+        while True:
+            item = await queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, Exception):
+                raise item
+            assert isinstance(item, odata.Page)
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
 
 async def harvest_search(
     conn: Connection,
@@ -111,7 +147,7 @@ async def harvest_search(
     all in one transaction.
     """
     summary = summary or HarvestSummary()
-    async for page in client.pages(search):
+    async for page in prefetched(client.pages(search)):
         wanted = [p for p in page.products if search.wants_tile(p.location)]
         filtered = len(page.products) - len(wanted)
         new = 0

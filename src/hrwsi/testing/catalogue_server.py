@@ -638,7 +638,7 @@ def _ordered(items: list[Indexed], order_text: str) -> list[Indexed]:
 
 async def _serve_forever(server: CatalogueStandIn) -> None:
     async with server:
-        print(f"catalogue stand-in: {server.base_url} ({server.product_count} products)")
+        print(f"catalogue stand-in: {server.base_url} ({server.product_count} products)", flush=True)
         await asyncio.Event().wait()
 
 

@@ -1,15 +1,13 @@
 -- name: harvester_store_inputs
--- Store one batch of catalogue products as inputs of a processing condition; returns how many were new.
+-- Store one batch of catalogue products (a JSON array of objects) as inputs of a condition; returns how many were new.
 WITH new_rows AS (
     INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
                              mission, catalogue_id, product_name, publication_date)
     SELECT %(condition)s, b.date, b.tile, b.measurement_day, b.input_path, b.mission,
            b.catalogue_id, b.product_name, b.publication_date
-    FROM unnest(%(dates)s::timestamp[], %(tiles)s::text[], %(measurement_days)s::bigint[],
-                %(input_paths)s::text[], %(missions)s::text[], %(catalogue_ids)s::text[],
-                %(product_names)s::text[], %(publication_dates)s::timestamptz[])
-         AS b(date, tile, measurement_day, input_path, mission, catalogue_id, product_name,
-              publication_date)
+    FROM json_to_recordset(%(rows)s::json)
+         AS b(date timestamp, tile text, measurement_day bigint, input_path text, mission text,
+              catalogue_id text, product_name text, publication_date timestamptz)
     ON CONFLICT (processing_condition_name, input_path) DO NOTHING
     RETURNING 1
 )
@@ -26,6 +24,10 @@ VALUES (%(query)s, %(publication_date)s)
 ON CONFLICT (query_name) DO UPDATE
     SET publication_date = GREATEST(w.publication_date, EXCLUDED.publication_date),
         updated_at = clock_timestamp()
+
+-- name: harvester_delete_watermark
+-- Forget a query's watermark: its next near-real-time pass starts at the max-days limit.
+DELETE FROM hrwsi.harvest_watermark WHERE query_name = %(query)s
 
 -- name: harvester_get_archive_cursor
 -- Where an unfinished archive run of this query and day range stopped (no row: start afresh).
@@ -71,3 +73,20 @@ WITH new_rows AS (
     RETURNING 1
 )
 SELECT count(*) FROM new_rows
+
+-- name: harvester_bench_fill_inputs
+-- Benchmarks only: add %(count)s synthetic MAJA_PC inputs in one statement (generate_series).
+INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
+                         mission, catalogue_id, product_name)
+SELECT 'MAJA_PC', timestamp '2024-01-01' + g * interval '1 second', '31TCH', 20240101,
+       '/eodata/Sentinel-2/MSI/L1C/2024/01/01/BENCH_' || g || '.SAFE', 'S2',
+       md5(g::text), 'BENCH_' || g || '.SAFE'
+FROM generate_series(1, %(count)s::bigint) AS g
+
+-- name: harvester_bench_input_paths
+-- Benchmarks only: every stored input path (the list HR-WSI v1 compared candidates against).
+SELECT input_path FROM hrwsi.input
+
+-- name: harvester_bench_analyze
+-- Benchmarks only: refresh the planner statistics of hrwsi.input after a bulk fill.
+ANALYZE hrwsi.input
