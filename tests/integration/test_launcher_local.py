@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -81,3 +84,75 @@ async def test_local_routine_outcome_and_retry(
     with open(written) as product:  # noqa: ASYNC230 - a small file, after the runs
         assert product.read().endswith(".SAFE")
     assert len(await dispatch_keys(conn, a)) == (1 if how == "ok" else 2)
+
+
+_DYING_LAUNCHER = """
+import asyncio, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[4])
+from launcher_support import config
+from hrwsi.executors.local import LocalExecutor
+from hrwsi.services.launcher import LauncherService
+
+async def main():
+    db_url, root, code = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    executor = LocalExecutor(root / "runs", root / "data")
+    service = LauncherService(config(maja_command=("{python}", "-c", code)), db_url, executor)
+    await service.reconcile()
+    while not list((root / "runs").glob("*.state.json")):  # the run has started
+        await asyncio.sleep(0.01)
+    print("dispatched", flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def _kill_launcher_after_dispatch(db_url: str, root: Path, code: str) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _DYING_LAUNCHER,
+            db_url,
+            str(root),
+            code,
+            str(Path(__file__).parent),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "dispatched"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+
+
+async def test_launcher_killed_mid_run_reattaches_and_runs_once(
+    db_url: str, conn: psycopg.AsyncConnection, tmp_path: Path
+) -> None:
+    """A launcher SIGKILLed after submitting: the next one reattaches; the routine ran once."""
+    (a,) = await add_chain(conn, 1)
+    runs, go = tmp_path / "runs.txt", tmp_path / "go"
+    code = (
+        f"import os, time\nopen({str(runs)!r}, 'a').write('run\\n')\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+    )
+    _kill_launcher_after_dispatch(db_url, tmp_path, code)
+    assert await statuses(conn, a) == []
+    executor = LocalExecutor(tmp_path / "runs", tmp_path / "data", poll_interval_s=0.05)
+    launcher = LauncherService(config(maja_command=("{python}", "-c", code)), db_url, executor)
+    try:
+        await launcher.reconcile()
+        assert [s for _, s in await statuses(conn, a)] == [STARTED]
+        go.touch()
+        await drive(launcher, lambda: has_ended(conn, a), timeout=30)
+    finally:
+        await launcher.aclose()
+    assert [s for _, s in await statuses(conn, a)] == [STARTED, PROCESSED]
+    assert await dispatch_keys(conn, a) == [f"task-{a}-attempt-1"]
+    with open(runs) as counted:  # noqa: ASYNC230 - a small file, after the runs
+        assert counted.read() == "run\n"
