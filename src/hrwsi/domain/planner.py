@@ -433,12 +433,18 @@ def _vm_floor(c: _Compiled) -> tuple[list[int], int]:
     ``k`` VMs of a routine with work ``W`` inside a window of length ``L`` are all alive
     together for at least ``W - (k - 1) * L`` minutes (each lives inside the window and they
     are alive at least ``W`` VM-minutes). If ``k`` of them at once exceed a quota, ``k`` VMs
-    cannot do; and if another routine cannot run beside them, its VMs lose that time, which
-    may force one more VM somewhere (+1 on the total).
+    cannot do. With every routine at its floor, the forced periods of a set of routines
+    overlap for at least the sum of their lengths minus the rest of their common span; if
+    their usage together exceeds a quota, or another routine cannot run beside them and so
+    loses that time, the floors are contradictory: some routine needs one more VM (+1 on the
+    total). If one more VM on any single routine still leaves a contradiction: +2.
     """
     if c.floor is None:
         c.floor = _compute_vm_floor(c)
     return c.floor
+
+
+_FORCED_SET_MAX = 10  # routines with a forced period considered in subsets (2**10 subsets)
 
 
 def _compute_vm_floor(c: _Compiled) -> tuple[list[int], int]:
@@ -456,43 +462,77 @@ def _compute_vm_floor(c: _Compiled) -> tuple[list[int], int]:
         due = c.latest_start[i] + c.rdur[r]
         if due > hi[r]:
             hi[r] = due
+    work = [c.count[r] * c.rdur[r] for r in range(nr)]
     k = list(per_routine)
-    forced = [0] * nr  # minutes all k VMs of the routine are alive together
     for r in range(nr):
         if not c.count[r]:
             continue
-        work = c.count[r] * c.rdur[r]
         span = hi[r] - lo[r]
-        while work - (k[r] - 1) * span > 0 and (
+        while work[r] - (k[r] - 1) * span > 0 and (
             k[r] * c.cpu[r] > cpu_max
             or k[r] * c.ram[r] > ram_max
             or k[r] * c.storage[r] > sto_max
             or k[r] > vm_max
         ):
             k[r] += 1
-        forced[r] = max(0, work - (k[r] - 1) * span)
     extra = 0
-    for r in range(nr):
-        if not forced[r]:
+    if _contradiction(c, k, lo, hi, work):
+        extra = 1
+        bumped = []
+        for r in range(nr):
+            if c.count[r]:
+                k[r] += 1
+                bumped.append(_contradiction(c, k, lo, hi, work))
+                k[r] -= 1
+        if bumped and all(bumped):
+            extra = 2
+    return k, sum(k) + extra
+
+
+def _contradiction(
+    c: _Compiled, k: list[int], lo: list[int], hi: list[int], work: list[int]
+) -> bool:
+    """True when no schedule uses exactly ``k[r]`` VMs for every routine ``r``."""
+    cpu_max, ram_max, sto_max, vm_max = c.quota
+    nr = len(k)
+    forced = [
+        max(0, work[r] - (k[r] - 1) * (hi[r] - lo[r])) if c.count[r] else 0 for r in range(nr)
+    ]
+    holders = sorted((r for r in range(nr) if forced[r]), key=lambda r: -forced[r])
+    holders = holders[:_FORCED_SET_MAX]
+    for mask in range(1, 1 << len(holders)):
+        group = [holders[b] for b in range(len(holders)) if mask >> b & 1]
+        g_lo = min(lo[r] for r in group)
+        g_hi = max(hi[r] for r in group)
+        together = sum(forced[r] for r in group) - (len(group) - 1) * (g_hi - g_lo)
+        if together <= 0:
             continue
+        use = (
+            sum(k[r] * c.cpu[r] for r in group),
+            sum(k[r] * c.ram[r] for r in group),
+            sum(k[r] * c.storage[r] for r in group),
+            sum(k[r] for r in group),
+        )
+        if use[0] > cpu_max or use[1] > ram_max or use[2] > sto_max or use[3] > vm_max:
+            return True
         for s in range(nr):
-            if s == r or not c.count[s]:
+            if s in group or not c.count[s]:
                 continue
             if (
-                k[r] * c.cpu[r] + c.cpu[s] <= cpu_max
-                and k[r] * c.ram[r] + c.ram[s] <= ram_max
-                and k[r] * c.storage[r] + c.storage[s] <= sto_max
-                and k[r] + 1 <= vm_max
+                use[0] + c.cpu[s] <= cpu_max
+                and use[1] + c.ram[s] <= ram_max
+                and use[2] + c.storage[s] <= sto_max
+                and use[3] + 1 <= vm_max
             ):
                 continue
-            overlap = max(0, min(hi[r], hi[s]) - max(lo[r], lo[s]))
-            lost = forced[r] - (hi[r] - lo[r] - overlap)
+            overlap = max(0, min(g_hi, hi[s]) - max(g_lo, lo[s]))
+            lost = together - (g_hi - g_lo - overlap)
             if lost <= 0:
                 continue
             per_vm = (hi[s] - lo[s] - lost) // c.rdur[s]
             if per_vm <= 0 or c.count[s] > k[s] * per_vm:
-                extra = 1
-    return k, sum(k) + extra
+                return True
+    return False
 
 
 def _vm_bound_or_zero(c: _Compiled) -> int:
