@@ -34,7 +34,7 @@ import random
 import socket
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -397,9 +397,27 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(payload, status_code=status, media_type="application/json", headers=headers)
 
 
-@dataclass
 class _Selection:
-    items: list[Indexed]
+    """The records a filter selects, in order, matched lazily: a page at ``$skip`` only
+    checks the records up to ``$skip + $top + 1`` (``$count`` checks them all)."""
+
+    def __init__(self, source: Sequence[Indexed], predicate: Callable[[Indexed], bool]) -> None:
+        self._source = source
+        self._predicate = predicate
+        self._position = 0
+        self.items: list[Indexed] = []
+
+    def ensure(self, count: int) -> None:
+        source, predicate, items = self._source, self._predicate, self.items
+        while len(items) < count and self._position < len(source):
+            item = source[self._position]
+            self._position += 1
+            if predicate(item):
+                items.append(item)
+
+    def count(self) -> int:
+        self.ensure(len(self._source))
+        return len(self.items)
 
 
 @dataclass
@@ -528,9 +546,11 @@ class CatalogueStandIn:
             if bound.op in {"lt", "le", "eq"}:
                 side = bisect.bisect_left if bound.op == "lt" else bisect.bisect_right
                 high = min(high, side(self._keys, (bound.value, "" if bound.op == "lt" else "~")))
-        selected = [r for r in self._items[low:high] if predicate(r)]
-        selected = _ordered(selected, order_text)
-        selection = _Selection(selected)
+        if _is_stored_order(order_text):
+            selection = _Selection(self._items[low:high], predicate)
+        else:
+            ordered = _ordered([r for r in self._items[low:high] if predicate(r)], order_text)
+            selection = _Selection(ordered, lambda r: True)
         self._cache[key] = selection
         while len(self._cache) > 8:
             self._cache.popitem(last=False)
@@ -561,12 +581,13 @@ class CatalogueStandIn:
         except FilterError as exc:
             return _json({"detail": {"message": f"Invalid filter: {exc}"}}, status=400)
         expand = "Attributes" in ",".join(query.getlist("$expand"))
+        selection.ensure(skip + top + 1)
         page = selection.items[skip : skip + top]
         body: dict[str, Any] = {
             "@odata.context": "$metadata#Products(Attributes())" if expand else "$metadata#Products"
         }
         if query.get("$count", "").lower() == "true":
-            body["@odata.count"] = len(selection.items)
+            body["@odata.count"] = selection.count()
         body["value"] = [_served(r, expand) for r in page]
         next_skip = skip + top
         if top > 0 and next_skip < len(selection.items) and next_skip <= self.skip_ceiling:
@@ -616,6 +637,12 @@ def _served(item: Indexed, expand: bool) -> dict[str, Any]:
     return record
 
 
+def _is_stored_order(order_text: str) -> bool:
+    """Whether the ordering is the one records are stored in: (PublicationDate, Id)."""
+    words = order_text.split()
+    return not words or words in (["PublicationDate"], ["PublicationDate", "asc"])
+
+
 def _ordered(items: list[Indexed], order_text: str) -> list[Indexed]:
     if not order_text.strip():
         return items
@@ -628,8 +655,6 @@ def _ordered(items: list[Indexed], order_text: str) -> list[Indexed]:
         if direction not in {"asc", "desc"}:
             raise FilterError(f"unknown direction {direction!r}")
         keys.append((words[0], direction == "desc"))
-    if keys == [("PublicationDate", False)]:
-        return items  # already in (PublicationDate, Id) order
     ordered = sorted(items, key=lambda r: r.id)
     for name, descending in reversed(keys):
         ordered.sort(key=_ORDER_FIELDS[name], reverse=descending)
@@ -638,7 +663,9 @@ def _ordered(items: list[Indexed], order_text: str) -> list[Indexed]:
 
 async def _serve_forever(server: CatalogueStandIn) -> None:
     async with server:
-        print(f"catalogue stand-in: {server.base_url} ({server.product_count} products)", flush=True)
+        print(
+            f"catalogue stand-in: {server.base_url} ({server.product_count} products)", flush=True
+        )
         await asyncio.Event().wait()
 
 
