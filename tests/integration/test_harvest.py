@@ -281,3 +281,21 @@ async def test_service_background_harvests_until_stopped(
     idle = harvester.HarvesterService(Config(), db_url)
     await asyncio.wait_for(idle.background(asyncio.Event()), 1)
     await idle.aclose()
+
+
+async def test_service_reconnects_after_losing_its_connection(
+    conn: psycopg.AsyncConnection, db_url: str
+) -> None:
+    """A reconcile whose connection was killed raises DatabaseError; the next one reconnects."""
+    service = harvester.HarvesterService(Config(), db_url)
+    try:
+        await service.reconcile()
+        assert service._reconcile_conn is not None
+        pid = service._reconcile_conn.info.backend_pid
+        await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(errors.DatabaseError):
+            await service.reconcile()
+        await service.reconcile()
+        assert service._reconcile_conn.info.backend_pid != pid
+    finally:
+        await service.aclose()
