@@ -194,28 +194,29 @@ async def test_launcher_killed_after_submit_records_the_run_without_rerunning(
 async def test_repeated_outcomes_are_recorded_once(
     db_url: str, conn: psycopg.AsyncConnection
 ) -> None:
-    """A stream repeating started and processed gives one row of each and one product."""
+    """Outcomes repeated, raced by two launchers or stale give one row each and one product."""
     (a,) = await add_chain(conn, 1)
     key = f"task-{a}-attempt-1"
     fake = FakeExecutor(auto=False)
-    service = launcher(db_url, fake)
+    service, other = launcher(db_url, fake), launcher(db_url, fake)
     try:
         await service.reconcile()
-        for state in (
-            RunState.STARTED,
-            RunState.STARTED,
-            RunState.PROCESSED,
-            RunState.STARTED,
-            RunState.PROCESSED,
-            RunState.INTERNAL_ERROR,
-        ):
-            fake.emit(key, state)
-            await service.record_outcome(await fake.status(key))
-        await asyncio.gather(*(service.record_outcome(o) for o in [(await fake.status(key))] * 4))
+        fake.emit(key, RunState.STARTED)
+        started = await fake.status(key)
+        fake.emit(key, RunState.PROCESSED, "exit code 0")
+        processed = await fake.status(key)
+        await asyncio.gather(service.record_outcome(started), other.record_outcome(started))
+        await asyncio.gather(service.record_outcome(processed), other.record_outcome(processed))
+        for late in (started, processed, started):
+            await service.record_outcome(late)
+        fake.emit(key, RunState.INTERNAL_ERROR)  # a contradicting late event is ignored
+        await other.record_outcome(await fake.status(key))
     finally:
         await service.aclose()
+        await other.aclose()
     assert await statuses(conn, a) == [(key, STARTED), (key, PROCESSED)]
     assert len(await rows(conn, "SELECT 1 FROM hrwsi.products")) == 1
+    assert await has_ended(conn, a)
 
 
 async def test_retries_until_the_limit_then_ends(

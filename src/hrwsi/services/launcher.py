@@ -110,6 +110,7 @@ class LauncherService:
         self._rand = rand
         self._conns: dict[str, Connection] = {}
         self._lock = asyncio.Lock()
+        self._record_lock = asyncio.Lock()
         self._last_follow: float | None = None
         self._wakeup: asyncio.Task[None] | None = None
         self._wakeup_at: float | None = None
@@ -345,7 +346,8 @@ class LauncherService:
         follow pass records it from ``executor.status``.
         """
         try:
-            return await self._record(await self._conn("outcomes"), outcome)
+            async with self._record_lock:  # one transaction at a time on this connection
+                return await self._record(await self._conn("outcomes"), outcome)
         except (psycopg.Error, errors.DatabaseError) as exc:
             await self._drop("outcomes")
             log.warning("launcher.record_failed", extra={"key": outcome.key, "error": str(exc)})
@@ -362,6 +364,14 @@ class LauncherService:
             if row is None:
                 log.warning("launcher.unknown_dispatch", extra={"key": outcome.key})
                 return True
+            # A separate statement: under READ COMMITTED it sees what a launcher that held
+            # the lock before us committed (the locking statement's snapshot would not).
+            cur = await conn.execute(
+                queries.get("launcher_dispatch_recorded"), {"dispatch_id": row["dispatch_id"]}
+            )
+            recorded = await cur.fetchone()
+            assert recorded is not None
+            row.update(recorded)
             if outcome.log_path:
                 await conn.execute(
                     queries.get("launcher_set_log_path"),

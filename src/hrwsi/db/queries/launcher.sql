@@ -83,20 +83,24 @@ ORDER BY last.id
 -- name: launcher_lock_dispatch
 -- Lock a dispatch (by attempt key) and its task before recording an outcome of it.
 SELECT d.id AS dispatch_id, pt.id AS task_id, pt.has_ended, pt.extra_attempts,
-       i.id AS input_id, i.processing_condition_name, i.tile, i.date,
-       EXISTS (
-           SELECT 1 FROM hrwsi.processing_status_workflow AS w
-           WHERE w.nomad_job_dispatch_fk_id = d.id AND w.processing_status_id IN (2, 3, 4)
-       ) AS has_terminal,
-       EXISTS (
-           SELECT 1 FROM hrwsi.processing_status_workflow AS w
-           WHERE w.nomad_job_dispatch_fk_id = d.id AND w.processing_status_id = 1
-       ) AS has_started
+       i.id AS input_id, i.processing_condition_name, i.tile, i.date
 FROM hrwsi.nomad_job_dispatch AS d
 JOIN hrwsi.processing_tasks AS pt ON pt.id = d.processing_task_fk_id
 JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
 WHERE d.nomad_job_dispatch = %(key)s
 FOR UPDATE OF d, pt
+
+-- name: launcher_dispatch_recorded
+-- What is already recorded for a dispatch (run after its lock is held, so it sees the latest).
+SELECT
+    EXISTS (
+        SELECT 1 FROM hrwsi.processing_status_workflow AS w
+        WHERE w.nomad_job_dispatch_fk_id = %(dispatch_id)s AND w.processing_status_id IN (2, 3, 4)
+    ) AS has_terminal,
+    EXISTS (
+        SELECT 1 FROM hrwsi.processing_status_workflow AS w
+        WHERE w.nomad_job_dispatch_fk_id = %(dispatch_id)s AND w.processing_status_id = 1
+    ) AS has_started
 
 -- name: launcher_insert_status
 -- Append one status row (started, processed, internal_error or external_error) to a dispatch.
