@@ -484,3 +484,27 @@ async def test_a_pass_over_the_per_pass_cap_continues_until_done(
     finally:
         await svc.aclose()
     assert await count(conn, "processing_tasks") == 25
+
+
+async def test_passes_read_the_backlog_and_the_sweep_finds_what_triggers_missed(
+    conn: psycopg.AsyncConnection, db_url: str
+) -> None:
+    """New inputs reach a pass through the backlog without a sweep; an input missing from the
+    backlog waits for the next sweep, which plans it."""
+    svc = service(db_url)
+    try:
+        assert (await svc.plan_pending()).swept
+        queued = await insert_inputs(conn, 3, prefix="q")
+        via_trigger = await svc.plan_pending()
+        (missed,) = await insert_inputs(conn, 1, prefix="m")
+        await conn.execute("DELETE FROM hrwsi.orchestrator_backlog WHERE input_id = %s", (missed,))
+        unseen = await svc.plan_pending()
+        svc.sweep_interval_s = 0
+        swept = await svc.plan_pending()
+    finally:
+        await svc.aclose()
+    assert not via_trigger.swept and via_trigger.tasks_written == 3
+    assert unseen.outcome == "nothing_pending"
+    assert swept.swept and swept.queued_by_sweep == 1 and swept.tasks_written == 1
+    assert await tasks_by_input(conn) == {i: 1 for i in [*queued, missed]}
+    assert await count(conn, "orchestrator_backlog") == 0

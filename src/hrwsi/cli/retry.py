@@ -6,10 +6,11 @@ re-plan the input at the same moment):
 * the task must exist (else exit 1), have ended (``has_ended``), not be processed, and its
   input must have no other live task (the orchestrator may already have re-planned it: retry
   that newer task instead);
-* ``has_ended`` goes back to false and ``processing_tasks.extra_attempts`` grows by one. The
-  launcher adds ``extra_attempts`` to every attempt limit it applies to the task (it counts
-  attempts from ``nomad_job_dispatch`` rows), so the task gets exactly one more dispatch even
-  when the retry policy had given up on it;
+* ``has_ended`` goes back to false, ``next_attempt_at`` (the launcher's backoff) is cleared
+  and ``processing_tasks.extra_attempts`` grows by one. The launcher adds ``extra_attempts``
+  to every attempt limit it applies to the task (it counts attempts from
+  ``nomad_job_dispatch`` rows), so the task gets exactly one more dispatch, now, even when
+  the retry policy had given up on it;
 * the action is recorded in ``hrwsi.task_retry`` (who, when, why, dispatches so far);
 * ``processing_task_insertion`` is notified (``{"count": 1, "min_id": id, "max_id": id,
   "retry": true}``) to wake the launcher.

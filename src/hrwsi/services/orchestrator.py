@@ -7,10 +7,18 @@ One pass (:meth:`OrchestratorService.reconcile`) runs in ONE transaction:
    and the next wake-up (or the timer) catches the rest.
 2. Unchain *orphans*: a task waiting behind a VM predecessor whose input ended unprocessed
    could never become ready (v1 readiness wants that predecessor processed); its
-   ``preceding_input_id`` is set to NULL so it can start, and the launcher is woken.
+   ``preceding_input_id`` is set to NULL so it can start, and the launcher is woken. Such
+   predecessors are found through the backlog (step 3), and all of them by the sweep.
 3. Collect the inputs that need a task, oldest first, at most
    ``scheduling.max_inputs_per_pass``: inputs with no task, and inputs whose tasks all ended
-   unprocessed while they have had fewer than ``retry.max_tasks_per_input`` tasks.
+   unprocessed while they have had fewer than ``retry.max_tasks_per_input`` tasks. They are
+   read from ``hrwsi.orchestrator_backlog`` (0022), a candidate queue that triggers fill in the
+   transaction that inserts an input or ends a task unprocessed; the pass re-checks every
+   candidate against the tables and drops those that need nothing. So a pass over a few new
+   inputs reads a few rows however large the history. The backlog is only a cache: the first
+   pass of a service, then one pass every ``sweep_interval_s`` (ten timer intervals), first
+   *sweeps* — runs the full query over ``input`` and ``processing_tasks`` and queues whatever
+   the triggers missed (rows written by hand, a v1 database, a deleted task).
 4. Build a planning instance: one task per input, the routine of its processing condition
    read from the ``processing_condition`` / ``processing_routine`` rows (seeded from config).
 5. Plan (the pure planner, in a thread), check the plan with the independent validator, and
@@ -158,6 +166,8 @@ class PassResult:
     vms_written: int = 0
     tasks_written: int = 0
     orphans_released: int = 0
+    swept: bool = False
+    queued_by_sweep: int = 0
     reason: str = ""
     seconds: float = 0.0
 
@@ -347,6 +357,8 @@ class OrchestratorService:
         self._validator = validator or _default_validator()
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._pool = tuple(config.scheduling.workers)
+        self.sweep_interval_s = 10 * self.interval_s
+        self._swept_at: float | None = None
 
     async def reconcile(self) -> None:
         """Plan and write every pending input (several transactions if over the per-pass cap)."""
@@ -383,6 +395,8 @@ class OrchestratorService:
             await self._drop()
             raise
         seconds = time.perf_counter() - started
+        if result.swept and write:
+            self._swept_at = started
         if result.outcome == "written":
             plan = result.plan
             log.info(
@@ -416,8 +430,15 @@ class OrchestratorService:
             except psycopg.Error:
                 log.debug("orchestrator.close_failed")
 
+    def _sweep_due(self, *, write: bool) -> bool:
+        if not write or self._swept_at is None:
+            return True
+        return time.perf_counter() - self._swept_at >= self.sweep_interval_s
+
     async def _pass(self, conn: psycopg.AsyncConnection[TupleRow], *, write: bool) -> PassResult:
         released = 0
+        swept = self._sweep_due(write=write)
+        queued = 0
         async with conn.cursor() as cur:
             if write:
                 await cur.execute(queries.get("orchestrator_try_lock"), {"key": PLANNING_LOCK_KEY})
@@ -425,11 +446,26 @@ class OrchestratorService:
                 if row is None or not row[0]:
                     log.debug("orchestrator.lock_held_elsewhere")
                     return PassResult(outcome="locked")
-                await cur.execute(queries.get("orchestrator_release_orphans"))
+                await cur.execute(
+                    queries.get(
+                        "orchestrator_release_all_orphans"
+                        if swept
+                        else "orchestrator_release_orphans"
+                    )
+                )
                 row = await cur.fetchone()
                 released = int(row[0]) if row else 0
                 if released:
                     log.info("orchestrator.orphans_released", extra={"tasks": released})
+            if swept:
+                await cur.execute(
+                    queries.get("orchestrator_sweep_backlog"),
+                    {"max_tasks_per_input": self.config.retry.max_tasks_per_input},
+                )
+                row = await cur.fetchone()
+                queued = int(row[0]) if row else 0
+                if queued and write:
+                    log.info("orchestrator.backlog_swept", extra={"queued": queued})
             await cur.execute(
                 queries.get("orchestrator_pending_inputs"),
                 {
@@ -439,7 +475,12 @@ class OrchestratorService:
             )
             pending = [PendingInput(int(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()]
             if not pending:
-                return PassResult(outcome="nothing_pending", orphans_released=released)
+                return PassResult(
+                    outcome="nothing_pending",
+                    orphans_released=released,
+                    swept=swept,
+                    queued_by_sweep=queued,
+                )
             by_condition = dict(sorted(Counter(p.condition for p in pending).items()))
             await cur.execute(queries.get("orchestrator_routines"))
             routines = {
@@ -461,7 +502,11 @@ class OrchestratorService:
                 vm_max=min(limits.vm_max, len(self._pool)),
             )
         base = PassResult(
-            outcome="nothing_pending", inputs_by_condition=by_condition, orphans_released=released
+            outcome="nothing_pending",
+            inputs_by_condition=by_condition,
+            orphans_released=released,
+            swept=swept,
+            queued_by_sweep=queued,
         )
         if min(limits.cpu_max, limits.ram_max, limits.storage_max, limits.vm_max) <= 0:
             log.info(

@@ -2,17 +2,12 @@
 -- Take the planning lock for this transaction; false when another replica is planning.
 SELECT pg_try_advisory_xact_lock(%(key)s)
 
--- name: orchestrator_pending_inputs
--- Inputs needing a task (none yet, or all ended unprocessed with attempts left), oldest first.
-WITH routed AS (
-    SELECT i.id, i.processing_condition_name AS condition, c.processing_routine_name AS routine
+-- name: orchestrator_sweep_backlog
+-- Queue every input needing a task (none yet, or all ended unprocessed with attempts left).
+WITH fresh AS (
+    SELECT i.id
     FROM hrwsi.input AS i
-    JOIN hrwsi.processing_condition AS c ON c.name = i.processing_condition_name
-),
-fresh AS (
-    SELECT r.id
-    FROM routed AS r
-    WHERE NOT EXISTS (SELECT 1 FROM hrwsi.processing_tasks AS pt WHERE pt.input_fk_id = r.id)
+    WHERE NOT EXISTS (SELECT 1 FROM hrwsi.processing_tasks AS pt WHERE pt.input_fk_id = i.id)
 ),
 processed_task AS (
     SELECT DISTINCT d.processing_task_fk_id AS task_id
@@ -29,11 +24,40 @@ replan AS (
     HAVING bool_and(coalesce(pt.has_ended, false))
         AND bool_and(p.task_id IS NULL)
         AND count(*) < %(max_tasks_per_input)s
+),
+queued AS (
+    INSERT INTO hrwsi.orchestrator_backlog (input_id)
+    SELECT id FROM fresh UNION SELECT id FROM replan
+    ON CONFLICT DO NOTHING
+    RETURNING input_id
 )
-SELECT r.id, r.condition, r.routine
-FROM routed AS r
-WHERE r.id IN (SELECT id FROM fresh UNION ALL SELECT id FROM replan)
-ORDER BY r.id
+SELECT count(*) FROM queued
+
+-- name: orchestrator_pending_inputs
+-- Drop backlog candidates that need no task; the others, oldest first, with their routine.
+WITH stale AS (
+    DELETE FROM hrwsi.orchestrator_backlog AS b
+    WHERE EXISTS (
+            SELECT 1 FROM hrwsi.processing_tasks AS pt
+            WHERE pt.input_fk_id = b.input_id AND pt.has_ended IS NOT TRUE
+        )
+        OR EXISTS (
+            SELECT 1
+            FROM hrwsi.processing_tasks AS pt
+            JOIN hrwsi.nomad_job_dispatch AS d ON d.processing_task_fk_id = pt.id
+            JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
+            WHERE pt.input_fk_id = b.input_id AND w.processing_status_id = 2
+        )
+        OR (SELECT count(*) FROM hrwsi.processing_tasks AS pt WHERE pt.input_fk_id = b.input_id)
+            >= %(max_tasks_per_input)s
+    RETURNING b.input_id
+)
+SELECT b.input_id, i.processing_condition_name, c.processing_routine_name
+FROM hrwsi.orchestrator_backlog AS b
+JOIN hrwsi.input AS i ON i.id = b.input_id
+JOIN hrwsi.processing_condition AS c ON c.name = i.processing_condition_name
+WHERE b.input_id NOT IN (SELECT input_id FROM stale)
+ORDER BY b.input_id
 LIMIT %(limit)s
 
 -- name: orchestrator_busy_vms
@@ -72,7 +96,7 @@ LEFT JOIN LATERAL (
 WHERE vm.pooled AND vm.name = ANY(%(names)s::text[])
 
 -- name: orchestrator_write_plan
--- Write a plan's new VMs and its tasks (in chain order) in one statement.
+-- Write a plan's new VMs and its tasks (in chain order), unqueue its inputs: one statement.
 WITH new_vm AS (
     INSERT INTO hrwsi.virtual_machine (id, name, flavour, planned_start_min, planned_stop_min)
     SELECT v.id, v.name, v.flavour, v.start_min, v.stop_min
@@ -92,11 +116,51 @@ new_task AS (
         WITH ORDINALITY AS t (input_id, vm_id, preceding_input_id, start_min, end_min, position)
     ORDER BY t.position
     RETURNING id
+),
+planned AS (
+    DELETE FROM hrwsi.orchestrator_backlog
+    WHERE input_id = ANY(%(task_inputs)s::bigint[])
+    RETURNING input_id
 )
-SELECT (SELECT count(*) FROM new_vm), (SELECT count(*) FROM new_task)
+SELECT (SELECT count(*) FROM new_vm), (SELECT count(*) FROM new_task),
+       (SELECT count(*) FROM planned)
 
 -- name: orchestrator_release_orphans
--- Unchain waiting tasks whose VM predecessor's input ended unprocessed, and wake the launcher.
+-- Unchain tasks waiting behind a backlog input that ended unprocessed; wake the launcher.
+WITH released AS (
+    UPDATE hrwsi.processing_tasks AS s
+    SET preceding_input_id = NULL
+    WHERE s.has_ended IS NOT TRUE
+        AND s.preceding_input_id IS NOT NULL
+        AND s.preceding_input_id IN (SELECT input_id FROM hrwsi.orchestrator_backlog)
+        AND NOT EXISTS (
+            SELECT 1 FROM hrwsi.nomad_job_dispatch AS d WHERE d.processing_task_fk_id = s.id
+        )
+        AND EXISTS (
+            SELECT 1 FROM hrwsi.processing_tasks AS prev
+            WHERE prev.input_fk_id = s.preceding_input_id
+                AND prev.virtual_machine_id = s.virtual_machine_id
+        )
+        AND NOT EXISTS (
+            SELECT 1 FROM hrwsi.processing_tasks AS prev
+            WHERE prev.input_fk_id = s.preceding_input_id AND prev.has_ended IS NOT TRUE
+        )
+        AND NOT EXISTS (
+            SELECT 1
+            FROM hrwsi.processing_tasks AS prev
+            JOIN hrwsi.nomad_job_dispatch AS d ON d.processing_task_fk_id = prev.id
+            JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
+            WHERE prev.input_fk_id = s.preceding_input_id AND w.processing_status_id = 2
+        )
+    RETURNING s.id
+)
+SELECT count(*), pg_notify('processing_task_insertion', json_build_object(
+    'count', count(*), 'min_id', min(id), 'max_id', max(id))::text)
+FROM released
+HAVING count(*) > 0
+
+-- name: orchestrator_release_all_orphans
+-- Unchain every task waiting behind an input that ended unprocessed (the periodic sweep).
 WITH released AS (
     UPDATE hrwsi.processing_tasks AS s
     SET preceding_input_id = NULL
@@ -150,7 +214,7 @@ FOR UPDATE OF pt
 -- Reopen an ended task with one more attempt, record the operator's action, wake the launcher.
 WITH reopened AS (
     UPDATE hrwsi.processing_tasks
-    SET has_ended = false, extra_attempts = extra_attempts + 1
+    SET has_ended = false, extra_attempts = extra_attempts + 1, next_attempt_at = NULL
     WHERE id = %(task_id)s
     RETURNING id, extra_attempts
 ),
