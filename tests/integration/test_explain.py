@@ -80,6 +80,9 @@ def big(pg_admin_url: str, template_database: str) -> Iterator[psycopg.Connectio
     try:
         with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
             with conn.transaction():
+                # The rows are consistent by construction: skip the per-row FK checks and
+                # notification triggers, which would make the fill several times slower.
+                conn.execute("SET LOCAL session_replication_role = replica")
                 conn.execute(FILL.encode())
             conn.execute("ANALYZE")
             conn.execute("SET plan_cache_mode = force_custom_plan")
