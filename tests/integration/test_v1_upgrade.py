@@ -295,7 +295,8 @@ async def test_duplicate_inputs_stop_the_upgrade_and_change_nothing(
 
     message = str(failure.value)
     assert "(processing_condition_name, input_path)" in message
-    assert "nothing was changed" in message
+    assert "('MAJA_PC', '/eodata/S2/L1C/D.SAFE')" in message  # names an offending pair
+    assert message.count("nothing was changed") == 1
     assert await _rows(v1) == rows_before
     assert await _results(v1) == results_before
     assert set((await _languages(v1)).values()) == {"plpgsql"}

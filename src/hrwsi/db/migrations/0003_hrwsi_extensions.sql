@@ -7,14 +7,18 @@
 DO $$
 DECLARE
     duplicates bigint;
+    example text;
 BEGIN
-    SELECT count(*) INTO duplicates FROM (
-        SELECT 1 FROM hrwsi.input WHERE input_path IS NOT NULL
+    SELECT count(*), min(format('(%L, %L)', d.processing_condition_name, d.input_path))
+    INTO duplicates, example
+    FROM (
+        SELECT processing_condition_name, input_path FROM hrwsi.input
+        WHERE input_path IS NOT NULL
         GROUP BY processing_condition_name, input_path HAVING count(*) > 1
     ) AS d;
     IF duplicates > 0 THEN
         RAISE EXCEPTION 'hrwsi.input holds % (processing_condition_name, input_path) pairs more '
-            'than once; merge them before migrating (nothing was changed)', duplicates;
+            'than once, e.g. %; merge them before migrating', duplicates, example;
     END IF;
 END
 $$;
