@@ -9,7 +9,6 @@ from typing import Any
 import psycopg
 import pytest
 from launcher_support import (
-    FAST_RETRY,
     add_chain,
     config,
     dispatch_keys,
@@ -392,9 +391,3 @@ async def test_ready_query_uses_indexes_on_a_large_table(conn: psycopg.AsyncConn
     assert any(
         n.get("Relation Name") == "processing_tasks" and "Index" in n["Node Type"] for n in nodes
     )
-
-
-async def test_fast_retry_config_is_what_the_tests_assume() -> None:
-    """The helpers' retry policy gives three attempts and one internal retry, without backoff."""
-    assert (FAST_RETRY.max_attempts_per_task, FAST_RETRY.internal_error_retries) == (3, 1)
-    assert FAST_RETRY.backoff_initial_s == 0

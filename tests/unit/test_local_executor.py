@@ -331,3 +331,48 @@ async def test_restart_reports_a_run_lost_without_exit_code(tmp_path: Path):
         assert out.state is RunState.EXTERNAL_ERROR and "lost" in out.message
     finally:
         await ex.aclose()
+
+
+async def test_cancel_of_a_queued_attempt_never_starts_it(tmp_path: Path):
+    """A run still waiting for a slot is cancelled without ever starting."""
+    ex = LocalExecutor(tmp_path / "w", tmp_path / "d", max_parallel=1, poll_interval_s=0.05)
+    marker = tmp_path / "second-ran"
+    busy = attempt(routine("import time; time.sleep(60)"), task_id=1)
+    queued = attempt(routine(f"open({str(marker)!r}, 'w')"), task_id=2)
+    try:
+        await ex.submit(busy)
+        await ex.submit(queued)
+        async for o in ex.outcomes():
+            if o.key == busy.key and o.state is RunState.STARTED:
+                break
+        assert (await ex.status(queued.key)).state is RunState.SUBMITTED
+        await ex.cancel(queued.key)
+        out = await ex.status(queued.key)
+        assert out.state is RunState.EXTERNAL_ERROR and "before it started" in out.message
+        await ex.cancel(busy.key)
+        assert not await wait_until(marker.exists, 0.5)
+    finally:
+        await ex.aclose()
+
+
+def test_from_config_places_runs_and_data_under_the_data_dir(tmp_path: Path):
+    """Without explicit folders, runs and data live under database.data_dir."""
+    from hrwsi.config import Config, DatabaseConfig, ExecutorConfig, LocalExecutorConfig
+
+    cfg = Config(
+        database=DatabaseConfig(data_dir=tmp_path),
+        executor=ExecutorConfig(local=LocalExecutorConfig(max_parallel=3, timeout_factor=2)),
+    )
+    ex = LocalExecutor.from_config(cfg)
+    assert (ex.work_dir, ex.data_root) == (tmp_path / "runs", tmp_path / "data")
+    assert (ex.max_parallel, ex.timeout_factor) == (3, 2)
+
+
+async def test_submit_after_close_is_a_transient_error(tmp_path: Path):
+    """A closed executor refuses new work with a translated, retryable error."""
+    from hrwsi.domain import errors
+
+    ex = LocalExecutor(tmp_path / "w", tmp_path / "d")
+    await ex.aclose()
+    with pytest.raises(errors.ExecutorTransient):
+        await ex.submit(attempt(routine("pass")))

@@ -46,7 +46,12 @@ class Attempt:
     @property
     def key(self) -> str:
         """Deterministic id of this attempt: the same task and attempt number give the same key."""
-        return f"task-{self.task_id}-attempt-{self.attempt}"
+        return attempt_key(self.task_id, self.attempt)
+
+
+def attempt_key(task_id: int, attempt: int) -> str:
+    """The key of attempt number ``attempt`` (1-based) of a task: ``task-<id>-attempt-<n>``."""
+    return f"task-{task_id}-attempt-{attempt}"
 
 
 _KEY = re.compile(r"^task-(\d+)-attempt-(\d+)$")

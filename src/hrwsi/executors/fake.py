@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
+from hrwsi.domain import errors
 from hrwsi.executors.base import Attempt, Outcome, RunState
 
 
@@ -84,7 +85,7 @@ class FakeExecutor:
         key = attempt.key
         self.calls.append(("submit", key))
         if self.closed:
-            raise RuntimeError("the fake executor is closed")
+            raise errors.ExecutorTransient("the fake executor is closed")
         if key in self._states:
             return key
         self.runs_started += 1

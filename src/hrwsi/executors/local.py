@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from hrwsi.config import Config
+from hrwsi.domain import errors
 from hrwsi.executors.base import Attempt, Outcome, RunState, attempt_variables
 from hrwsi.executors.local_wrapper import write_exit_file
 
@@ -191,7 +192,7 @@ class LocalExecutor:
         """Start the attempt (or queue it) unless its key is known here or on disk."""
         key = attempt.key
         if self._closed:
-            raise RuntimeError("the local executor is closed")
+            raise errors.ExecutorTransient("the local executor is closed")
         if key in self._runs:
             return key
         if self._adopt(key) is not None:

@@ -59,7 +59,15 @@ from hrwsi.domain.retry import (
     product_path,
 )
 from hrwsi.domain.statuses import ProcessingStatus
-from hrwsi.executors.base import Attempt, Executor, Outcome, RoutineSpec, RunState, parse_key
+from hrwsi.executors.base import (
+    Attempt,
+    Executor,
+    Outcome,
+    RoutineSpec,
+    RunState,
+    attempt_key,
+    parse_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -216,11 +224,7 @@ class LauncherService:
                 rows = await cur.fetchall()
                 for row in rows:
                     attempt = self._attempt(row, int(row["attempt"]))
-                    key = (
-                        attempt.key
-                        if attempt is not None
-                        else f"task-{row['task_id']}-attempt-{row['attempt']}"
-                    )
+                    key = attempt_key(row["task_id"], int(row["attempt"]))
                     cur = await conn.execute(
                         queries.get("launcher_insert_dispatch"),
                         {"task_id": row["task_id"], "key": key},
