@@ -30,7 +30,7 @@ PALETTE = (
 )
 
 WIDTH = 1280
-LEFT = 150  # room for VM labels
+LEFT = 170  # room for VM labels
 RIGHT = 30
 PANEL_H = 78
 PANEL_GAP = 22
@@ -53,7 +53,7 @@ def render_svg(plan: Plan, instance: Instance, limits: Limits) -> str:
         return LEFT + plot_w * minute / horizon
 
     n = len(vms)
-    row_h = max(3.0, min(22.0, 640.0 / max(n, 1)))
+    row_h = max(0.5, min(22.0, 640.0 / max(n, 1)))  # hundreds of VMs: a dense block per flavour
     labelled = row_h >= 11
     legend_lines = _legend_lines(plan, instance, routines)
     top = 92 + 18 * (len(legend_lines) - 1)
@@ -197,7 +197,7 @@ def _gantt_rows(
     instance: Instance,
 ) -> list[str]:
     out: list[str] = []
-    bar_h = max(2.0, row_h * 0.72)
+    bar_h = row_h * 0.72 if row_h >= 3 else row_h
     group_start: dict[str, int] = {}
     group_end: dict[str, int] = {}
     for k, vm in enumerate(vms):
@@ -306,7 +306,7 @@ def _usage_panel(
     )
     over = peak > cap
     share = f" ({100 * peak / cap:.0f} %)" if cap else ""
-    detail = f"peak {peak} of {cap}" + (" - OVER QUOTA" if over else share)
+    detail = f"peak {peak}/{cap}" + (" OVER QUOTA" if over else share)
     out.append(
         f'<text x="{LEFT - 8}" y="{y0 + 14:.1f}" text-anchor="end" font-weight="bold" '
         f'fill="{"#c0392b" if over else "#333"}">{escape(label)}</text>'
