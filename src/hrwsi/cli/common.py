@@ -17,7 +17,7 @@ from hrwsi.db import connect
 from hrwsi.domain import errors
 
 T = TypeVar("T")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
