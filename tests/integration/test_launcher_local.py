@@ -38,7 +38,7 @@ out.mkdir(parents=True)
 def service(db_url: str, tmp_path: Path, how: str) -> LauncherService:
     cfg = config(maja_command=("{python}", "-c", ROUTINE, how))
     executor = LocalExecutor(
-        tmp_path / "runs", tmp_path / "data", timeout_factor=1.5 / 60, poll_interval_s=0.05
+        tmp_path / "runs", tmp_path / "data", timeout_factor=4 / 60, poll_interval_s=0.05
     )
     return LauncherService(cfg, db_url, executor)
 
