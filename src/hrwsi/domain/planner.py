@@ -794,6 +794,7 @@ _STRATEGIES = (
     _Strategy(_RULE_AREA, hold=True, round_robin=True),
     _Strategy(_RULE_PRESSURE, hold=True, round_robin=False),
     _Strategy(_RULE_URGENCY, hold=True, round_robin=False),
+    _Strategy(_RULE_URGENCY, hold=True, round_robin=False, lazy=True),
     _Strategy(_RULE_URGENCY, hold=False, round_robin=True),
     _Strategy(_RULE_PRESSURE, hold=False, round_robin=True),
 )
@@ -891,8 +892,15 @@ class _Search:
                 seed=rng.randrange(1 << 30),
             )
             before = self.best
+            used = self.used()
+            above = [r for r, u in enumerate(used) if u > max(self.floor[r], 1)]
             if self.best is None and rng.random() < 0.3:
                 self.run(list(self.c.count), strategy)
+            elif above and rng.random() < 0.5:
+                # Local move: one VM fewer for a random routine, under a random strategy.
+                budget = list(used)
+                budget[rng.choice(above)] -= 1
+                self.run(budget, strategy)
             else:
                 self.grow(strategy, steps=16)
             if self.best is not before:
