@@ -161,7 +161,7 @@ async def harvest_search(
                     await checkpoint(conn, page, summary)
         except psycopg.Error as exc:
             raise errors.DatabaseError(f"storing a page of {query.name!r} failed: {exc}") from exc
-        log.info(
+        log.debug(
             "harvester.page_stored",
             extra={
                 "query": query.name,
