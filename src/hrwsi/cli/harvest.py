@@ -113,7 +113,7 @@ def harvest(
     once: bool = typer.Option(False, "--once", help="One near-real-time pass, then exit."),
     from_day: str | None = typer.Option(None, "--from", help="First publication day (archive)."),
     to_day: str | None = typer.Option(None, "--to", help="Last publication day (archive)."),
-    query: list[str] = typer.Option(  # noqa: B008
+    query: list[str] = typer.Option(
         [], "--query", "-q", help="Only this harvest query (repeatable)."
     ),
 ) -> None:
