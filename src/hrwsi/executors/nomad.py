@@ -251,7 +251,6 @@ class _Run:
     eval_id: str = ""
     emitted: RunState | None = None
     final: Outcome | None = None
-    fingerprint: str = ""
 
 
 class NomadExecutor:
@@ -272,6 +271,10 @@ class NomadExecutor:
         self._background: list[asyncio.Task[None]] = []
         self._event_index = 0
         self._closed = False
+        self._refreshing: set[str] = set()
+        self._dirty: set[str] = set()
+        self._refresh_tasks: set[asyncio.Task[None]] = set()
+        self._refresh_limit = asyncio.Semaphore(16)
 
     @classmethod
     def from_config(cls, config: Config, http: httpx.AsyncClient | None = None) -> NomadExecutor:
@@ -367,9 +370,10 @@ class NomadExecutor:
         if self._closed:
             return
         self._closed = True
-        for task in self._background:
+        tasks = [*self._background, *self._refresh_tasks]
+        for task in tasks:
             task.cancel()
-        for task in self._background:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._queue.put_nowait(None)
@@ -466,8 +470,8 @@ class NomadExecutor:
         """Read back the followed runs that may have moved (all of them without a listing).
 
         With a job listing (``GET /v1/jobs?prefix=``), a run is read only when its job is
-        missing (purged, GC'd), dead, pending past the placement timeout, or changed since
-        the last sweep (``ModifyIndex`` or summary counts).
+        missing (purged, GC'd), dead, running but not yet reported started, or pending past
+        the placement timeout.
         """
         keys = self._open_keys()
         if listing is not None:
@@ -485,17 +489,13 @@ class NomadExecutor:
         await asyncio.gather(*(one(key) for key in keys))
 
     def _may_have_moved(self, key: str, stub: Mapping[str, Any] | None) -> bool:
-        run = self._runs[key]
+        """Whether a listed job may hold news the stream did not bring (a cheap test)."""
         if stub is None or stub.get("Status") == "dead":
-            return True
-        summary = (stub.get("JobSummary") or {}).get("Summary")
-        fingerprint = json.dumps([stub.get("ModifyIndex"), summary], sort_keys=True)
-        moved = fingerprint != run.fingerprint
-        run.fingerprint = fingerprint
-        if stub.get("Status") == "pending":
-            waited_s = (time.time_ns() - int(stub.get("SubmitTime") or 0)) / _NS
-            return moved or waited_s > self._settings.placement_timeout_s
-        return moved
+            return True  # purged or GC'd (404 path), or ended
+        if stub.get("Status") == "running":
+            return self._runs[key].emitted is None  # started, unless already reported
+        waited_s = (time.time_ns() - int(stub.get("SubmitTime") or 0)) / _NS
+        return waited_s > self._settings.placement_timeout_s  # pending: placement timeout
 
     async def _reconnected(self) -> None:
         """After every (re)connection of the stream: catch up with what it missed."""
@@ -550,9 +550,11 @@ class NomadExecutor:
             if event.get("Topic") == "Allocation":
                 alloc = payload.get("Allocation") or {}
                 job_id = str(alloc.get("JobID") or (event.get("FilterKeys") or [""])[0])
-            else:
+            elif event.get("Type") == "JobDeregistered":  # stopped or purged
                 alloc = {}
                 job_id = str(event.get("Key") or "")
+            else:
+                continue
             key = self._key_of(job_id)
             run = self._runs.get(key) if key is not None else None
             if key is None or run is None or run.final is not None:
@@ -563,7 +565,28 @@ class NomadExecutor:
                 state, message, exit_code = classify_allocation(alloc)
                 self._record(Outcome(key, state, message, exit_code, run_id=job_id))
             else:
-                try:
-                    self._record(await self._observe(key))
-                except errors.ExecutorError as exc:
-                    log.warning("nomad.refresh_failed", extra={"key": key, "error": str(exc)})
+                self._refresh_soon(key)
+
+    def _refresh_soon(self, key: str) -> None:
+        """Read the run back in a task of its own, so the stream is not held up meanwhile."""
+        if key in self._refreshing:
+            self._dirty.add(key)  # read it once more when the current read is done
+            return
+        self._refreshing.add(key)
+        task = asyncio.create_task(self._refresh(key))
+        self._refresh_tasks.add(task)
+        task.add_done_callback(self._refresh_tasks.discard)
+
+    async def _refresh(self, key: str) -> None:
+        try:
+            while True:
+                self._dirty.discard(key)
+                async with self._refresh_limit:
+                    try:
+                        self._record(await self._observe(key))
+                    except errors.ExecutorError as exc:
+                        log.warning("nomad.refresh_failed", extra={"key": key, "error": str(exc)})
+                if key not in self._dirty:
+                    return
+        finally:
+            self._refreshing.discard(key)

@@ -263,6 +263,9 @@ class NomadStandIn:
             return
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit it: without it h11's separate header and body writes meet
+        # Nagle and delayed ACKs, and every reply takes 40 ms.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", self._port))
         sock.listen(128)
         self._port = sock.getsockname()[1]
