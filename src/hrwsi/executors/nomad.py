@@ -339,6 +339,7 @@ class NomadExecutor:
         while True:
             outcome = await self._queue.get()
             if outcome is None:
+                self._queue.put_nowait(None)  # every later reader ends too
                 return
             yield outcome
 
