@@ -221,6 +221,11 @@ async def test_cancel_is_external_error_cancelled(nomad: NomadStandIn) -> None:
         await executor.cancel(a.key)  # idempotent
         outcome = await collector.wait_for(a.key)
         assert outcome.state is RunState.EXTERNAL_ERROR and "cancelled" in outcome.message
+        # The killed routine exited 0 on the interrupt: still not a success.
+        (alloc,) = nomad.allocations(f"hrwsi-{a.key}")
+        events = alloc["TaskStates"]["routine"]["Events"]
+        assert {"Terminated", "Killed"} <= {e["Type"] for e in events}
+        assert alloc["DesiredStatus"] == "stop" and alloc["ClientStatus"] == "complete"
 
 
 async def test_purged_before_recorded_is_lost_track(nomad: NomadStandIn) -> None:

@@ -1228,8 +1228,7 @@ class NomadStandIn:
     def _stop_alloc(self, alloc_id: str, why: str) -> None:
         alloc = self._allocs[alloc_id]
         if alloc["ClientStatus"] in _TERMINAL_CLIENT:
-            alloc["DesiredStatus"] = "stop"
-            return
+            return  # finished allocations are left as they are
         task = self._sims.pop(alloc_id, None)
         if task is not None:
             task.cancel()
@@ -1238,6 +1237,11 @@ class NomadStandIn:
             if state["State"] == "running":
                 state["Events"].append(
                     self._task_event("Killing", "Sent interrupt", {"kill_timeout": "5s"})
+                )
+                # The routine handled the interrupt and exited 0: still a cancellation.
+                details = {"exit_code": "0", "signal": "2", "oom_killed": "false"}
+                state["Events"].append(
+                    self._task_event("Terminated", "Exit Code: 0", details, ExitCode=0)
                 )
                 state["Events"].append(self._task_event("Killed", "Task successfully killed"))
             state.update(State="dead", Failed=False, FinishedAt=_rfc3339(time.time_ns()))
