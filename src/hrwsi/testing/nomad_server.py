@@ -40,6 +40,7 @@ does no rolling updates); re-registering a stopped job places it again.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
@@ -1520,3 +1521,37 @@ class ContractHarness:
         )
         self.nomad.scripts[job_id] = scripts[behaviour]
         return attempt
+
+
+async def _serve_forever(server: NomadStandIn) -> None:
+    async with server:
+        print(f"nomad stand-in: {server.address}", flush=True)
+        await asyncio.Event().wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m hrwsi.testing.nomad_server --port 4646 --nodes vm-1 vm-2``: serve forever.
+
+    Every job succeeds after ``--run-s`` seconds (the routine does not really run: no
+    product file is written), which is enough to watch the launcher's status trail.
+    """
+    parser = argparse.ArgumentParser(description="Serve the Nomad HTTP API stand-in.")
+    parser.add_argument("--port", type=int, default=4646)
+    parser.add_argument("--nodes", nargs="*", default=["vm-1"], help="node (VM) names")
+    parser.add_argument("--token", action="append", help="accepted ACL token (repeatable)")
+    parser.add_argument("--run-s", type=float, default=2.0, help="how long each run lasts")
+    parser.add_argument("--gc-s", type=float, default=None, help="GC threshold in seconds")
+    args = parser.parse_args(argv)
+    server = NomadStandIn(
+        nodes=args.nodes,
+        tokens=args.token,
+        port=args.port,
+        gc_threshold_s=args.gc_s,
+        rule=lambda job: Script(run_s=args.run_s),
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_forever(server))
+
+
+if __name__ == "__main__":
+    main()
