@@ -487,3 +487,13 @@ async def test_pinning_off_places_anywhere(nomad: NomadStandIn) -> None:
         assert (await collector.wait_for(a.key)).state is RunState.PROCESSED
     job = nomad.job(f"hrwsi-{a.key}")
     assert job is not None and job["Constraints"] == []
+
+
+async def test_routine_without_image_is_rejected_before_nomad(nomad: NomadStandIn) -> None:
+    """A routine with no docker image is refused without registering anything."""
+    bare = RoutineSpec(name="X", cpu=1, ram=1, storage=1, duration_minutes=1)
+    executor = NomadExecutor(settings(nomad))
+    with pytest.raises(errors.ExecutorRejected, match="no docker_image"):
+        await executor.submit(attempt(routine=bare))
+    await executor.aclose()
+    assert nomad.received_jobs == []

@@ -40,7 +40,11 @@ def executor(nomad: NomadStandIn, **kw: Any) -> NomadExecutor:
 
 
 def launcher(db_url: str, nomad: NomadStandIn, **kw: Any) -> LauncherService:
-    return LauncherService(config(), db_url, executor(nomad, **kw))
+    """The launcher with the default routines, each given a docker image."""
+    routines = tuple(
+        r.model_copy(update={"docker_image": f"reg/{r.name.lower()}:1"}) for r in config().routines
+    )
+    return LauncherService(config(routines=routines), db_url, executor(nomad, **kw))
 
 
 async def test_chain_runs_on_nomad_and_jobs_are_purged_after_recording(
@@ -58,6 +62,8 @@ async def test_chain_runs_on_nomad_and_jobs_are_purged_after_recording(
     assert nomad.runs_started == [f"hrwsi-task-{a}-attempt-1", f"hrwsi-task-{b}-attempt-1"]
     pins = {c["RTarget"] for body in nomad.received_jobs for c in body["Job"]["Constraints"]}
     assert pins == {"vm-2"}
+    images = {b["Job"]["TaskGroups"][0]["Tasks"][0]["Config"]["image"] for b in nomad.received_jobs}
+    assert images == {"reg/maja:1"}
     assert len(await rows(conn, "SELECT 1 FROM hrwsi.products")) == 2
     for _ in range(40):
         if all(nomad.job(j) is None for j in nomad.runs_started):

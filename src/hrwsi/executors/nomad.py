@@ -318,6 +318,10 @@ class NomadExecutor:
     async def submit(self, attempt: Attempt) -> str:
         """Register the attempt's job unless it exists; return the Nomad job id."""
         job_id = self.job_id(attempt.key)
+        if not attempt.routine.docker_image:
+            raise errors.ExecutorRejected(
+                f"routine {attempt.routine.name} has no docker_image to run on Nomad"
+            )
         spec = job_spec(attempt, self._settings)
         eval_id = ""
         try:
