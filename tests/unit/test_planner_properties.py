@@ -123,13 +123,14 @@ def test_exhaustive_search_finds_every_known_schedule(
 
 
 def test_exhaustive_search_proves_what_no_bound_sees() -> None:
-    """Two 5-minute tasks that cannot share the cpu quota need 10 minutes: t_max 9 is refuted."""
+    """Three 5-minute tasks that pairwise cannot share the cpu quota need 15 min: 14 is refuted."""
     a = Routine("A", cpu=2, ram=1, storage=1, duration=5)
     b = Routine("B", cpu=2, ram=1, storage=1, duration=5)
-    limits = Limits(t_max=9, cpu_max=3, ram_max=9, storage_max=9, vm_max=9)
-    instance = Instance(limits, {"A": a, "B": b}, (Task("a", "A"), Task("b", "B")))
+    limits = Limits(t_max=14, cpu_max=3, ram_max=9, storage_max=9, vm_max=9)
+    tasks = (Task("a", "A"), Task("b", "B"), Task("c", "A", ("a",)))
+    instance = Instance(limits, {"A": a, "B": b}, tasks)
     plan = planner.plan(instance)
     assert plan.status == "impossible"
     assert "exhaustive search" in plan.reason
-    feasible = Instance(dataclasses.replace(limits, t_max=10), instance.routines, instance.tasks)
+    feasible = Instance(dataclasses.replace(limits, t_max=15), instance.routines, instance.tasks)
     assert planner.plan(feasible).status == "planned"

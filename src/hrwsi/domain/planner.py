@@ -29,10 +29,14 @@ How it plans:
    turn, then a reduction pass tries one VM fewer per routine, then random restarts, all
    within the time limit. The first strategy (and an unlimited-VM relaxation if it fails)
    always runs in full, so a short limit costs quality, never the answer.
-3. **Complete search for small instances** (at most :data:`EXHAUSTIVE_MAX_TASKS` tasks) that
+3. **Exact model for independent tasks** (no dependencies, OR-Tools installed, time left):
+   CP-SAT over VM layouts (see :mod:`hrwsi.domain.planner_exact`), bottom-up from the lower
+   bound, with half the time limit; each infeasible count raises the bound, so what it finds
+   uses the fewest VMs possible.
+4. **Complete search for small instances** (at most :data:`EXHAUSTIVE_MAX_TASKS` tasks) that
    the heuristics could not plan: depth-first over all active schedules, each task on its own
    VM; it finds a plan or proves there is none (see :func:`_exhaustive`).
-4. **Answer.** ``planned`` with the best schedule; ``impossible`` with the proof; or
+5. **Answer.** ``planned`` with the best schedule; ``impossible`` with the proof; or
    ``search_failed`` when no schedule was found although none of the proofs applies.
 
 The run time is dominated by a few linear passes: 100,000 tasks plan in about 0.7 s on an idle
@@ -49,7 +53,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hrwsi.domain import errors
+from hrwsi.domain import errors, planner_exact
 from hrwsi.domain.planning import VM, Instance, LowerBound, Plan, ScheduledTask
 
 DEFAULT_TIME_LIMIT_S = 1.5
@@ -147,7 +151,51 @@ def _plan(instance: Instance, time_limit_s: float | None) -> Plan:
         return Plan(status="planned", lower_bound=bound, seconds=time.perf_counter() - began)
     limit = DEFAULT_TIME_LIMIT_S if time_limit_s is None else max(0.0, time_limit_s)
     floor, total = _vm_floor(c)
-    best = _Search(c, floor, total, began + limit).search()
+    exact = not any(c.npred) and planner_exact.affordable(limit / 2)
+    # With the exact model at hand, the heuristics get half the time and CP-SAT the rest.
+    best = _Search(c, floor, total, began + (limit / 2 if exact else limit)).search()
+    remaining = began + limit - time.perf_counter()
+    if exact and (best is None or best.n_vms > total) and planner_exact.affordable(remaining):
+        loads = [
+            planner_exact.Load(c.count[r], c.rdur[r], c.cpu[r], c.ram[r], c.storage[r], floor[r])
+            for r in range(len(c.routine_names))
+        ]
+        if best is None:
+            # No plan yet: the whole model either finds one or proves there is none.
+            answer = planner_exact.solve_independent(
+                loads, c.quota, c.t_max, max_vms=None, seconds=remaining
+            )
+            if answer.status == "infeasible":
+                return Plan(
+                    status="impossible",
+                    reason=(
+                        "no schedule exists: the exact model of these independent tasks "
+                        "(CP-SAT over every VM layout) has no solution by t_max within the "
+                        "quotas"
+                    ),
+                    lower_bound=bound,
+                    seconds=time.perf_counter() - began,
+                )
+            if answer.status == "found":
+                best = _from_vm_counts(c, answer.vms)
+        else:
+            # Bottom-up from the lower bound: each "infeasible" proves one more VM is needed,
+            # so the first layout found uses the fewest VMs possible.
+            target = total
+            while target < best.n_vms:
+                remaining = began + limit - time.perf_counter()
+                if not planner_exact.affordable(remaining):
+                    break
+                answer = planner_exact.solve_independent(
+                    loads, c.quota, c.t_max, max_vms=target, seconds=remaining
+                )
+                if answer.status == "found":
+                    best = _from_vm_counts(c, answer.vms)
+                    break
+                if answer.status != "infeasible":
+                    break
+                target += 1
+            bound = LowerBound(vms=max(bound.vms, target), makespan=bound.makespan)
     if best is None and c.n <= EXHAUSTIVE_MAX_TASKS:
         best, proven = _exhaustive(c, began + max(limit, EXHAUSTIVE_MIN_SECONDS))
         if proven:
@@ -1075,6 +1123,40 @@ def _compact(c: _Compiled, start: list[int]) -> _Schedule:
         n_vms=len(keep),
         vm_minutes=sum(b - a for a, b in zip(starts, stops, strict=True)),
         makespan=makespan,
+    )
+
+
+def _from_vm_counts(c: _Compiled, layout: tuple[tuple[int, int, int], ...]) -> _Schedule:
+    """A schedule from ``(routine, start, task count)`` VMs of independent tasks."""
+    pending: list[list[int]] = [[] for _ in c.routine_names]
+    for i in range(c.n):
+        pending[c.task_routine[i]].append(i)
+    start = [0] * c.n
+    vm_of = [0] * c.n
+    vm_routine: list[int] = []
+    vm_start: list[int] = []
+    vm_stop: list[int] = []
+    for v, (r, first, count) in enumerate(sorted(layout, key=lambda x: (x[1], x[0]))):
+        d = c.rdur[r]
+        for j in range(count):
+            i = pending[r].pop()
+            start[i] = first + j * d
+            vm_of[i] = v
+        vm_routine.append(r)
+        vm_start.append(first)
+        vm_stop.append(first + count * d)
+    return _Schedule(
+        complete=True,
+        feasible=True,
+        start=start,
+        vm_of=vm_of,
+        vm_routine=vm_routine,
+        vm_start=vm_start,
+        vm_stop=vm_stop,
+        grow=[],
+        n_vms=len(vm_routine),
+        vm_minutes=sum(b - a for a, b in zip(vm_start, vm_stop, strict=True)),
+        makespan=max(vm_stop, default=0),
     )
 
 
