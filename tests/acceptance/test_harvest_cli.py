@@ -118,3 +118,15 @@ async def test_harvest_needs_a_mode(tmp_path: Path) -> None:
     proc = await _harvest({k: v for k, v in os.environ.items() if not k.startswith("HRWSI_")})
     _, err = await proc.communicate()
     assert proc.returncode == 2 and b"--once or --from DAY --to DAY" in err
+
+
+async def test_unreachable_catalogue_is_a_clean_error(db_url: str, tmp_path: Path) -> None:
+    """With nothing listening at the catalogue URL, --once exits 1 with one clear line."""
+    config = tmp_path / "hrwsi.toml"
+    config.write_text(CONFIG)
+    env = _env(db_url, "http://127.0.0.1:9/odata/v1", config)
+    env["HRWSI_CATALOGUE__MAX_ATTEMPTS"] = "2"
+    proc = await _harvest(env, "--once")
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1, err.decode()
+    assert "error:" in err.decode() and "Traceback" not in err.decode()
