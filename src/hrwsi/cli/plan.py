@@ -143,7 +143,14 @@ def plan_command(
     ] = False,
     time_limit: Annotated[
         float | None,
-        typer.Option("--time-limit", min=0.0, help="Seconds of search after the first schedule."),
+        typer.Option(
+            "--time-limit",
+            min=0.0,
+            help=(
+                "Seconds of search after the first schedule (default 1.5); 5 or more also "
+                "lets the exact mode (OR-Tools, independent tasks) load and run."
+            ),
+        ),
     ] = None,
 ) -> None:
     """Plan tasks on the fewest VMs within the quotas; print it, draw it."""
