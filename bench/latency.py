@@ -1,0 +1,205 @@
+"""End-to-end reaction time and throughput: input commit → task planned → attempt dispatched.
+
+    .venv/bin/python bench/latency.py [--inputs 1000] [--bursts 10] [--throughput 10000] [--json]
+
+The orchestrator and the launcher run in this process (the runner of ``hrwsi run``) on a
+throw-away database (``HRWSI_TEST_DATABASE_URL``, else an embedded server), with the local
+executor and a no-op routine (``true``). Three measurements:
+
+1. one by one: ``--inputs`` inputs, each its own INSERT transaction, every 10 ms;
+2. bursts: ``--bursts`` bursts of 100 inputs committed back to back, one second apart;
+3. throughput: ``--throughput`` inputs in one INSERT, timed until every task is processed
+   (plan → dispatch → run → record → the next task of each VM chain).
+
+Latency = first ``nomad_job_dispatch.created_at`` − ``input.inserted_at``, both written by
+PostgreSQL's clock. The HR-WSI v1 baseline is computed, not run: its orchestrator waits 5 s
+after an ``input_insertion`` notification before planning, and its launcher polls for ready
+tasks every 30 s, so an input arriving at a uniformly random moment waits 5 s + U(0, 30) s
+(+ the planning time, ignored in its favour): p50 = 20 s, p99 = 34.7 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from hrwsi import bootstrap, logs
+from hrwsi.config import (
+    Config,
+    DatabaseConfig,
+    ExecutorConfig,
+    LocalExecutorConfig,
+    ProcessingConditionConfig,
+    RoutineConfig,
+    SchedulingConfig,
+)
+from hrwsi.db import metrics
+from hrwsi.testing import databases
+
+V1_PLANNING_WAIT_S = 5.0
+V1_LAUNCHER_POLL_S = 30.0
+INSERT = (
+    "INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day,"
+    " input_path, mission) SELECT 'NOOP_PC', now(), '31TCH', 20260101,"
+    " %s || '-' || g, 'S2' FROM generate_series(1, %s) AS g"
+)
+
+
+def v1_expected_ms(quantile: float) -> float:
+    """HR-WSI v1's delay quantile for a uniformly arriving input (planning time ignored)."""
+    return (V1_PLANNING_WAIT_S + quantile * V1_LAUNCHER_POLL_S) * 1000
+
+
+def bench_config(data_dir: Path, parallel: int) -> Config:
+    noop = RoutineConfig(
+        name="NOOP",
+        cpu=1,
+        ram=1,
+        storage=1,
+        duration=1,
+        input_type="NOOP_IN",
+        product_data_type="NOOP_OUT",
+        product_type_code="NOOP_PRODUCT",
+        command=("true",),
+    )
+    return Config(
+        database=DatabaseConfig(data_dir=data_dir),
+        routines=(noop,),
+        processing_conditions=(ProcessingConditionConfig(name="NOOP_PC", routine="NOOP"),),
+        scheduling=SchedulingConfig(
+            t_max_minutes=100,
+            cpu_max=1000,
+            ram_max=1000,
+            storage_max=1000,
+            vm_max=1000,
+            coalesce_ms=1.0,
+            max_inputs_per_pass=100_000,
+        ),
+        executor=ExecutorConfig(
+            poll_interval_s=30.0,
+            local=LocalExecutorConfig(
+                work_dir=data_dir / "runs", products_dir=data_dir / "data", max_parallel=parallel
+            ),
+        ),
+    )
+
+
+async def _latency_since(url: str, since: datetime) -> metrics.Latency:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        return await metrics.dispatch_latency(conn, since)
+
+
+async def _wait_dispatched(url: str, since: datetime, expected: int, timeout_s: float) -> None:
+    deadline = time.perf_counter() + timeout_s
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while time.perf_counter() < deadline:
+            if (await metrics.dispatch_latency(conn, since)).inputs >= expected:
+                return
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"not every input was dispatched within {timeout_s} s")
+
+
+async def _wait_processed(url: str, expected: int, timeout_s: float) -> float:
+    started = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while time.perf_counter() - started < timeout_s:
+            cur = await conn.execute(
+                "SELECT count(*) FROM hrwsi.products AS p JOIN hrwsi.input AS i"
+                " ON i.id = p.input_fk_id WHERE i.input_path LIKE 'through-%%'"
+            )
+            row = await cur.fetchone()
+            if row is not None and row[0] >= expected:
+                return time.perf_counter() - started
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"not every task was processed within {timeout_s} s")
+
+
+async def run(args: argparse.Namespace) -> dict[str, float]:
+    admin = databases.server_url()
+    name = databases.unique_name("hrwsi_bench_latency")
+    data_dir = Path(tempfile.mkdtemp(prefix="hrwsi-latency-"))
+    config = bench_config(data_dir, args.parallel)
+    url = await asyncio.to_thread(databases.create_migrated_database, admin, name, config)
+    results: dict[str, float] = {}
+    try:
+        app = await bootstrap.build(config, url, only=("orchestrator", "launcher"))
+        runner = asyncio.create_task(app.runner.run())
+        await asyncio.sleep(1.0)  # listeners connected, first passes done
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            # 1. one by one
+            since = datetime.now(UTC)
+            for i in range(args.inputs):
+                await conn.execute(INSERT, (f"single-{i}", 1))
+                await asyncio.sleep(0.01)
+            await _wait_dispatched(url, since, args.inputs, 120)
+            single = await _latency_since(url, since)
+            # 2. bursts of 100
+            since = datetime.now(UTC)
+            for b in range(args.bursts):
+                for i in range(100):
+                    await conn.execute(INSERT, (f"burst-{b}-{i}", 1))
+                await asyncio.sleep(1.0)
+            await _wait_dispatched(url, since, args.bursts * 100, 120)
+            bursts = await _latency_since(url, since)
+            # 3. throughput
+            await conn.execute(INSERT, ("through", args.throughput))
+            elapsed = await _wait_processed(url, args.throughput, 600)
+        app.runner.stop()
+        await runner
+        results = {
+            "p50_ms": single.p50_ms or 0.0,
+            "p99_ms": single.p99_ms or 0.0,
+            "burst_p50_ms": bursts.p50_ms or 0.0,
+            "burst_p99_ms": bursts.p99_ms or 0.0,
+            "baseline_p50_ms": v1_expected_ms(0.5),
+            "baseline_p99_ms": v1_expected_ms(0.99),
+            "tasks_per_s": args.throughput / elapsed,
+            "throughput_s": elapsed,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    finally:
+        databases.drop_database(admin, name)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", type=int, default=1000)
+    parser.add_argument("--bursts", type=int, default=10)
+    parser.add_argument("--throughput", type=int, default=10_000)
+    parser.add_argument("--parallel", type=int, default=16, help="local executor max_parallel")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    logs.configure("WARNING")
+    r = asyncio.run(run(args))
+    if args.json:
+        keys = ("p50_ms", "p99_ms", "baseline_p50_ms", "baseline_p99_ms", "tasks_per_s")
+        print(json.dumps({k: round(r[k], 3) for k in keys}))
+        return
+    print(f"{'measure':<34}{'hrwsi':>12}{'HR-WSI v1':>14}{'ratio':>10}")
+    for label, ours, base in (
+        (f"one by one ({args.inputs}) p50 ms", r["p50_ms"], r["baseline_p50_ms"]),
+        (f"one by one ({args.inputs}) p99 ms", r["p99_ms"], r["baseline_p99_ms"]),
+        (f"bursts of 100 ({args.bursts}) p50 ms", r["burst_p50_ms"], r["baseline_p50_ms"]),
+        (f"bursts of 100 ({args.bursts}) p99 ms", r["burst_p99_ms"], r["baseline_p99_ms"]),
+    ):
+        print(f"{label:<34}{ours:>12.1f}{base:>14.0f}{base / max(ours, 1e-9):>9.0f}x")
+    print(
+        f"throughput: {args.throughput} no-op tasks planned, dispatched, run and recorded in "
+        f"{r['throughput_s']:.1f} s = {r['tasks_per_s']:.0f} tasks/s"
+    )
+    print(f"peak RSS: {r['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
