@@ -11,7 +11,7 @@ executor and a no-op routine (``true``). Three measurements:
 3. throughput: ``--throughput`` inputs in one INSERT, timed until every task is processed
    (plan → dispatch → run → record → the next task of each VM chain).
 
-Latency = first ``nomad_job_dispatch.created_at`` − ``input.inserted_at``, both written by
+Latency = first ``nomad_job_dispatch.created_at`` - ``input.inserted_at``, both written by
 PostgreSQL's clock. The HR-WSI v1 baseline is computed, not run: its orchestrator waits 5 s
 after an ``input_insertion`` notification before planning, and its launcher polls for ready
 tasks every 30 s, so an input arriving at a uniformly random moment waits 5 s + U(0, 30) s
