@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def server_url(data_dir: Path | None = None) -> str:
     if explicit:
         return explicit
     if data_dir is None:
-        data_dir = Path(os.environ.get("HRWSI_TEST_DATA_DIR", "/tmp/hrwsi-test-embedded"))
+        default = Path(tempfile.gettempdir()) / f"hrwsi-test-embedded-{os.getuid()}"
+        data_dir = Path(os.environ.get("HRWSI_TEST_DATA_DIR", str(default)))
     return embedded.start(data_dir).admin_url  # stopped when the process exits
 
 
