@@ -47,6 +47,10 @@ async def finish_all(conn: psycopg.AsyncConnection) -> None:
         " INSERT INTO hrwsi.processing_status_workflow"
         "   (nomad_job_dispatch_fk_id, processing_status_id, date) SELECT id, 2, now() FROM d"
     )
+    # Fresh statistics, as autovacuum would give: the per-row "was it processed?" checks of
+    # the has_ended triggers otherwise scan the dispatch tables for each of the 100k rows.
+    await conn.execute("ANALYZE hrwsi.nomad_job_dispatch")
+    await conn.execute("ANALYZE hrwsi.processing_status_workflow")
     await conn.execute("UPDATE hrwsi.processing_tasks SET has_ended = true WHERE has_ended = false")
 
 

@@ -417,9 +417,15 @@ class OrchestratorService:
 
     async def _connection(self) -> psycopg.AsyncConnection[TupleRow]:
         if self._conn is None or self._conn.closed:
-            self._conn = await connect.connect(
+            conn = await connect.connect(
                 self._db_url, autocommit=True, timeout_s=self.config.database.connect_timeout_s
             )
+            try:
+                await conn.execute(queries.get("orchestrator_session"))
+            except psycopg.Error as exc:
+                await conn.close()
+                raise errors.DatabaseError(f"orchestrator session setup failed: {exc}") from exc
+            self._conn = conn
         return self._conn
 
     async def _drop(self) -> None:
@@ -446,17 +452,6 @@ class OrchestratorService:
                 if row is None or not row[0]:
                     log.debug("orchestrator.lock_held_elsewhere")
                     return PassResult(outcome="locked")
-                await cur.execute(
-                    queries.get(
-                        "orchestrator_release_all_orphans"
-                        if swept
-                        else "orchestrator_release_orphans"
-                    )
-                )
-                row = await cur.fetchone()
-                released = int(row[0]) if row else 0
-                if released:
-                    log.info("orchestrator.orphans_released", extra={"tasks": released})
             if swept:
                 await cur.execute(
                     queries.get("orchestrator_sweep_backlog"),
@@ -466,14 +461,32 @@ class OrchestratorService:
                 queued = int(row[0]) if row else 0
                 if queued and write:
                     log.info("orchestrator.backlog_swept", extra={"queued": queued})
+            # Candidate ids first: every later statement gets them as an array whose size the
+            # planner sees, so a queue table's stale statistics cannot turn a pass over three
+            # inputs into a scan of the whole history.
             await cur.execute(
-                queries.get("orchestrator_pending_inputs"),
-                {
-                    "max_tasks_per_input": self.config.retry.max_tasks_per_input,
-                    "limit": self.config.scheduling.max_inputs_per_pass,
-                },
+                queries.get("orchestrator_backlog_ids"),
+                {"limit": self.config.scheduling.max_inputs_per_pass},
             )
-            pending = [PendingInput(int(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()]
+            ids = [int(r[0]) for r in await cur.fetchall()]
+            if write and (swept or ids):
+                if swept:
+                    await cur.execute(queries.get("orchestrator_release_all_orphans"))
+                else:
+                    await cur.execute(queries.get("orchestrator_release_orphans"), {"ids": ids})
+                row = await cur.fetchone()
+                released = int(row[0]) if row else 0
+                if released:
+                    log.info("orchestrator.orphans_released", extra={"tasks": released})
+            pending: list[PendingInput] = []
+            if ids:
+                await cur.execute(
+                    queries.get("orchestrator_pending_inputs"),
+                    {"ids": ids, "max_tasks_per_input": self.config.retry.max_tasks_per_input},
+                )
+                pending = [
+                    PendingInput(int(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()
+                ]
             if not pending:
                 return PassResult(
                     outcome="nothing_pending",

@@ -33,32 +33,41 @@ queued AS (
 )
 SELECT count(*) FROM queued
 
+-- name: orchestrator_session
+-- Session settings for the orchestrator: its statements are short, JIT compiling only slows them.
+SET jit = off
+
+-- name: orchestrator_backlog_ids
+-- The oldest backlog candidates; a pass then checks them against the tables.
+SELECT input_id FROM hrwsi.orchestrator_backlog ORDER BY input_id LIMIT %(limit)s
+
 -- name: orchestrator_pending_inputs
--- Drop backlog candidates that need no task; the others, oldest first, with their routine.
-WITH stale AS (
-    DELETE FROM hrwsi.orchestrator_backlog AS b
-    WHERE EXISTS (
+-- Of the given candidates, unqueue those needing no task; return the others with their routine.
+WITH candidate AS (
+    SELECT i.id, i.processing_condition_name AS condition, c.processing_routine_name AS routine,
+        EXISTS (
             SELECT 1 FROM hrwsi.processing_tasks AS pt
-            WHERE pt.input_fk_id = b.input_id AND pt.has_ended IS NOT TRUE
+            WHERE pt.input_fk_id = i.id AND pt.has_ended IS NOT TRUE
         )
         OR EXISTS (
             SELECT 1
             FROM hrwsi.processing_tasks AS pt
             JOIN hrwsi.nomad_job_dispatch AS d ON d.processing_task_fk_id = pt.id
             JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
-            WHERE pt.input_fk_id = b.input_id AND w.processing_status_id = 2
+            WHERE pt.input_fk_id = i.id AND w.processing_status_id = 2
         )
-        OR (SELECT count(*) FROM hrwsi.processing_tasks AS pt WHERE pt.input_fk_id = b.input_id)
-            >= %(max_tasks_per_input)s
+        OR (SELECT count(*) FROM hrwsi.processing_tasks AS pt WHERE pt.input_fk_id = i.id)
+            >= %(max_tasks_per_input)s AS stale
+    FROM hrwsi.input AS i
+    JOIN hrwsi.processing_condition AS c ON c.name = i.processing_condition_name
+    WHERE i.id = ANY(%(ids)s::bigint[])
+),
+unqueued AS (
+    DELETE FROM hrwsi.orchestrator_backlog AS b
+    WHERE b.input_id IN (SELECT id FROM candidate WHERE stale)
     RETURNING b.input_id
 )
-SELECT b.input_id, i.processing_condition_name, c.processing_routine_name
-FROM hrwsi.orchestrator_backlog AS b
-JOIN hrwsi.input AS i ON i.id = b.input_id
-JOIN hrwsi.processing_condition AS c ON c.name = i.processing_condition_name
-WHERE b.input_id NOT IN (SELECT input_id FROM stale)
-ORDER BY b.input_id
-LIMIT %(limit)s
+SELECT id, condition, routine FROM candidate WHERE NOT stale ORDER BY id
 
 -- name: orchestrator_busy_vms
 -- VMs with a task not ended yet, with their flavour's resources (they still hold quota).
@@ -126,13 +135,13 @@ SELECT (SELECT count(*) FROM new_vm), (SELECT count(*) FROM new_task),
        (SELECT count(*) FROM planned)
 
 -- name: orchestrator_release_orphans
--- Unchain tasks waiting behind a backlog input that ended unprocessed; wake the launcher.
+-- Unchain tasks waiting behind given inputs that ended unprocessed; wake the launcher.
 WITH released AS (
     UPDATE hrwsi.processing_tasks AS s
     SET preceding_input_id = NULL
     WHERE s.has_ended IS NOT TRUE
         AND s.preceding_input_id IS NOT NULL
-        AND s.preceding_input_id IN (SELECT input_id FROM hrwsi.orchestrator_backlog)
+        AND s.preceding_input_id = ANY(%(ids)s::bigint[])
         AND NOT EXISTS (
             SELECT 1 FROM hrwsi.nomad_job_dispatch AS d WHERE d.processing_task_fk_id = s.id
         )
