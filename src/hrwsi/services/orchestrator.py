@@ -291,16 +291,17 @@ def plan_largest_prefix(
 ) -> tuple[planning.Instance, planning.Plan]:
     """Plan the instance or, when that fails, the largest oldest-first prefix that plans.
 
-    The prefix is found by bisection (a few planner calls: exact below 32 tasks, within
-    1/16 of the tasks above). Returns the instance of the plan returned; when not even one
-    task plans, the whole instance with the planner's (failed) answer for it.
+    The prefix is found by bisection: at most log2(n) planner calls, stopping once the
+    prefix found is within 1/16 of the best (exact for small prefixes). Returns the instance
+    of the plan returned; when not even one task plans, the whole instance with the
+    planner's (failed) answer for it.
     """
     plan = planner(instance)
     if plan.feasible:
         return instance, plan
     best: tuple[planning.Instance, planning.Plan] | None = None
     lo, hi = 0, len(instance.tasks)  # a prefix of lo tasks plans, one of hi does not
-    while hi - lo > max(1, len(instance.tasks) // 16):
+    while hi - lo > max(1, lo // 16):
         mid = (lo + hi) // 2
         tried = dataclasses.replace(instance, tasks=instance.tasks[:mid])
         answer = planner(tried)
