@@ -508,3 +508,42 @@ async def test_passes_read_the_backlog_and_the_sweep_finds_what_triggers_missed(
     assert swept.swept and swept.queued_by_sweep == 1 and swept.tasks_written == 1
     assert await tasks_by_input(conn) == {i: 1 for i in [*queued, missed]}
     assert await count(conn, "orchestrator_backlog") == 0
+
+
+async def test_a_routine_without_resources_leaves_its_inputs_pending_and_logged(
+    conn: psycopg.AsyncConnection, db_url: str, events: pytest.LogCaptureFixture
+) -> None:
+    """A v1 routine row with a NULL duration cannot be planned: its inputs wait, logged, and
+    the other routines' inputs are planned."""
+    await conn.execute("UPDATE hrwsi.processing_routine SET duration = NULL WHERE name = 'MAJA'")
+    await insert_inputs(conn, 2, "MAJA_PC")
+    fsc = await insert_inputs(conn, 2, "FSC_PC")
+    svc = service(db_url)
+    try:
+        result = await svc.plan_pending()
+    finally:
+        await svc.aclose()
+    assert result.left_pending == {"routine_unusable": 2}
+    assert await tasks_by_input(conn) == {i: 1 for i in fsc}
+    assert any(r.getMessage() == "orchestrator.routine_unusable" for r in events.records)
+
+
+async def test_the_database_refuses_a_second_live_task_for_an_input(
+    conn: psycopg.AsyncConnection, db_url: str
+) -> None:
+    """Whatever happens to the planning lock, an input cannot get two live tasks."""
+    await insert_inputs(conn, 1)
+    svc = service(db_url)
+    try:
+        await svc.reconcile()
+    finally:
+        await svc.aclose()
+    duplicate = (
+        "INSERT INTO hrwsi.processing_tasks (input_fk_id, virtual_machine_id, creation_date)"
+        " SELECT input_fk_id, virtual_machine_id, now() FROM hrwsi.processing_tasks"
+    )
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await conn.execute(duplicate)
+    await conn.execute("UPDATE hrwsi.processing_tasks SET has_ended = true")
+    await conn.execute(duplicate)  # once the first has ended, a new task is allowed
+    assert await count(conn, "processing_tasks") == 2

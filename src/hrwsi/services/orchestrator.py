@@ -619,14 +619,21 @@ class OrchestratorService:
                 },
             )
         for name, n in unroutable.items():
-            log.error("orchestrator.unknown_routine", extra={"routine": name, "inputs": n})
+            log.error(
+                "orchestrator.routine_unusable",
+                extra={
+                    "routine": name,
+                    "inputs": n,
+                    "why": "no positive cpu, ram, storage_space or duration in processing_routine",
+                },
+            )
         left: dict[str, int] = {}
         if no_worker:
             left["no_worker_for_flavour"] = sum(no_worker.values())
         if too_big:
             left["routine_does_not_fit"] = sum(too_big.values())
         if unroutable:
-            left["unknown_routine"] = sum(unroutable.values())
+            left["routine_unusable"] = sum(unroutable.values())
         return keep, left
 
     async def _write(

@@ -80,8 +80,11 @@ WHERE vm.id IN (
 )
 
 -- name: orchestrator_routines
--- Every processing routine with the resources and duration the planner needs.
-SELECT name, cpu, ram, storage_space, duration FROM hrwsi.processing_routine ORDER BY name
+-- The routines the planner can use: resources and a duration all given and positive.
+SELECT name, cpu, ram, storage_space, duration
+FROM hrwsi.processing_routine
+WHERE cpu > 0 AND ram > 0 AND storage_space > 0 AND duration > 0
+ORDER BY name
 
 -- name: orchestrator_ensure_pool
 -- Make sure each configured worker has its virtual_machine row (flavour kept up to date).
