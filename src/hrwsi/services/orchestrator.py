@@ -33,7 +33,10 @@ A unique index (0020) also forbids two live tasks for one input, whatever the lo
 **Capacity.** VMs that still have a task not ended hold their flavour's cpu / ram / storage
 and one VM slot: an elastic pass plans the new VMs within the quotas *left* by those busy VMs
 (``vm_max`` minus busy VMs, and so on). When nothing is left, the inputs stay pending and the
-next pass (a task ended, or the timer) tries again.
+next pass (woken when a task ends, processed or not, or by the timer) tries again. Each
+pass plans its inputs on new VMs, never at the tail of a busy VM's chain: a new input's task
+heads a chain and can be dispatched at once (input → dispatch latency), while the quotas
+bound how many VMs are alive together.
 
 **VM names: elastic or a fixed pool.** With ``scheduling.workers`` empty (the default) the pool
 is *elastic*: each planned VM becomes a new ``virtual_machine`` row named
@@ -46,9 +49,9 @@ other. Inputs whose routine has no worker stay pending (``orchestrator.no_worker
 
 **When planning fails.** Inputs whose routine alone exceeds a quota or the horizon are left
 pending with ``orchestrator.routine_does_not_fit``. If the planner answers ``impossible`` or
-``search_failed`` for the rest, the oldest half is tried, then its oldest half, and so on: the
-largest such prefix that plans is written (``orchestrator.plan_truncated``) and the others wait
-for the next pass; when not even one input plans, ``orchestrator.plan_failed`` gives the
+``search_failed`` for the rest, a bisection finds the largest oldest-first prefix that plans
+(within 1/16): it is written (``orchestrator.plan_truncated``) and the others wait for the
+next pass; when not even one input plans, ``orchestrator.plan_failed`` gives the
 planner's reason and nothing is written. A plan the validator rejects is never written
 (``orchestrator.plan_invalid``).
 """
@@ -341,7 +344,14 @@ class OrchestratorService:
     """Plans pending inputs onto VMs; see the module docstring for the rules of a pass."""
 
     name = "orchestrator"
-    channels: tuple[str, ...] = ("input_insertion", "processing_task_ended")
+    # input_insertion: new work. processing_task_ended: an input to re-plan.
+    # processing_tasks_state_processed: a VM may be free, so inputs waiting for capacity can
+    # go now rather than at the next timer pass (a pass with nothing queued costs ~1 ms).
+    channels: tuple[str, ...] = (
+        "input_insertion",
+        "processing_task_ended",
+        "processing_tasks_state_processed",
+    )
 
     def __init__(
         self,
