@@ -165,21 +165,23 @@ async def test_second_pass_creates_nothing(conn: psycopg.AsyncConnection, db_url
 async def test_two_orchestrators_at_once_never_duplicate_a_task(
     conn: psycopg.AsyncConnection, db_url: str
 ) -> None:
-    """Two replicas reconciling concurrently, round after round, give each input one task."""
+    """Two replicas reconciling concurrently, round after round, give each input exactly one
+    task, and between them leave nothing pending."""
     a, b = service(db_url), service(db_url)
     outcomes: list[str] = []
     try:
         for round_ in range(15):
             await insert_inputs(conn, 7, prefix=f"r{round_}")
-            results = await asyncio.gather(a.plan_pending(), b.plan_pending())
-            outcomes += [r.outcome for r in results]
-        await a.reconcile()
+            passes = await asyncio.gather(a.plan_pending(), b.plan_pending())
+            outcomes += [r.outcome for r in passes]
+            await insert_inputs(conn, 3, prefix=f"s{round_}")
+            await asyncio.gather(a.reconcile(), b.reconcile())
+            per_input = await tasks_by_input(conn)
+            assert len(per_input) == (round_ + 1) * 10
+            assert set(per_input.values()) == {1}
     finally:
         await a.aclose()
         await b.aclose()
-    per_input = await tasks_by_input(conn)
-    assert len(per_input) == 15 * 7
-    assert set(per_input.values()) == {1}
     assert "written" in outcomes
 
 
@@ -547,3 +549,26 @@ async def test_the_database_refuses_a_second_live_task_for_an_input(
     await conn.execute("UPDATE hrwsi.processing_tasks SET has_ended = true")
     await conn.execute(duplicate)  # once the first has ended, a new task is allowed
     assert await count(conn, "processing_tasks") == 2
+
+
+async def test_a_replica_that_found_the_lock_taken_plans_what_arrived_meanwhile(
+    conn: psycopg.AsyncConnection, db_url: str
+) -> None:
+    """Inputs committed while another replica holds the lock are planned by the replica
+    woken for them, once the lock is released (no wait for the timer)."""
+    svc = service(db_url)
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as holder:
+        try:
+            async with holder.transaction():
+                await holder.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", (orchestrator.PLANNING_LOCK_KEY,)
+                )
+                inputs = await insert_inputs(conn, 4)
+                waiting = asyncio.create_task(svc.reconcile())
+                await asyncio.sleep(0.2)
+                assert not waiting.done()
+                assert await count(conn, "processing_tasks") == 0
+            await asyncio.wait_for(waiting, 5)
+        finally:
+            await svc.aclose()
+    assert await tasks_by_input(conn) == {i: 1 for i in inputs}

@@ -2,9 +2,11 @@
 
 One pass (:meth:`OrchestratorService.reconcile`) runs in ONE transaction:
 
-1. ``pg_try_advisory_xact_lock``: a single planner across replicas. A replica that finds the
-   lock taken returns at once; the holder's pass sees every input committed before it started
-   and the next wake-up (or the timer) catches the rest.
+1. ``pg_try_advisory_xact_lock``: a single planner across replicas; a pass never waits on
+   the lock inside the database. The holder's pass may miss an input committed while it runs,
+   and the replica woken for that input found the lock taken: so :meth:`reconcile` tries the
+   lock again (backoff 10 ms doubling to 0.5 s, for at most ``interval_s``) and makes its own
+   pass once the holder is done; a pass with nothing queued costs about a millisecond.
 2. Unchain *orphans*: a task waiting behind a VM predecessor whose input ended unprocessed
    could never become ready (v1 readiness wants that predecessor processed); its
    ``preceding_input_id`` is set to NULL so it can start, and the launcher is woken. Such
@@ -372,9 +374,19 @@ class OrchestratorService:
         self._swept_at: float | None = None
 
     async def reconcile(self) -> None:
-        """Plan and write every pending input (several transactions if over the per-pass cap)."""
+        """Plan and write every pending input (several transactions if over the per-pass cap);
+        when another replica holds the planning lock, wait for it to finish, then pass."""
+        delay, waited = 0.01, 0.0
         while True:
             result = await self.plan_pending(write=True)
+            if result.outcome == "locked":
+                if waited >= self.interval_s:
+                    log.info("orchestrator.lock_wait_gave_up", extra={"waited_s": waited})
+                    return
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 0.5)
+                continue
             full = result.inputs_planned >= self.config.scheduling.max_inputs_per_pass
             if result.outcome != "written" or not full:
                 return
