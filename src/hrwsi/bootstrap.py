@@ -53,9 +53,13 @@ def build_executor(config: Config) -> Executor:
 
 
 def build_services(
-    config: Config, db_url: str, only: Sequence[str] = ALL_SERVICES
+    config: Config,
+    db_url: str,
+    only: Sequence[str] = ALL_SERVICES,
+    *,
+    executor: Executor | None = None,
 ) -> list[Service]:
-    """The services named in ``only``, each with its adapters."""
+    """The services named in ``only``, each with its adapters (the launcher owns ``executor``)."""
     services: list[Service] = []
     if "harvester" in only:
         from hrwsi.services.harvester import HarvesterService
@@ -68,7 +72,7 @@ def build_services(
     if "launcher" in only:
         from hrwsi.services.launcher import LauncherService
 
-        services.append(LauncherService(config, db_url, build_executor(config)))
+        services.append(LauncherService(config, db_url, executor or build_executor(config)))
     return services
 
 
@@ -99,7 +103,14 @@ async def check_schema(db_url: str) -> None:
 async def build(config: Config, db_url: str, only: Sequence[str] = ALL_SERVICES) -> App:
     """Check the schema and wire the services into a runner (nothing runs yet)."""
     await check_schema(db_url)
-    services = build_services(config, db_url, only)
+    executor = build_executor(config) if "launcher" in only else None
+    if config.executor.kind == "nomad" and config.executor.nomad.passthrough_env:
+        from hrwsi.executors.nomad import NomadExecutor
+
+        if isinstance(executor, NomadExecutor):
+            # The runs read these from a Nomad variable; values never enter a job spec.
+            await executor.publish_secrets()
+    services = build_services(config, db_url, only, executor=executor)
     runner = Runner(
         db_url,
         services,

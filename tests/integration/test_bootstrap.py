@@ -1,0 +1,51 @@
+"""The composition root wires the configured adapters into the services."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from hrwsi import bootstrap
+from hrwsi.config import Config, ExecutorConfig, NomadExecutorConfig
+from hrwsi.executors.local import LocalExecutor
+from hrwsi.executors.nomad import NomadExecutor
+from hrwsi.testing.nomad_server import NomadStandIn
+
+
+async def test_only_builds_the_named_services(db_url: str) -> None:
+    """`--only orchestrator,launcher` hosts exactly those, the launcher with a local executor."""
+    app = await bootstrap.build(Config(), db_url, only=("orchestrator", "launcher"))
+    try:
+        assert [s.name for s in app.services] == ["orchestrator", "launcher"]
+        launcher = app.services[1]
+        assert isinstance(launcher.executor, LocalExecutor)  # type: ignore[attr-defined]
+    finally:
+        for service in app.services:
+            await service.aclose()
+
+
+async def test_nomad_secrets_are_published_to_a_variable_not_a_spec(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With executor.kind nomad, passthrough secrets go to the Nomad variable at start."""
+    monkeypatch.setenv("HRWSI_ROUTINE_S3_KEY", "s3cr3t-value")
+    async with NomadStandIn(tokens=["tok"]) as nomad:
+        config = Config(
+            executor=ExecutorConfig(
+                kind="nomad",
+                nomad=NomadExecutorConfig(
+                    address=nomad.address,
+                    token=SecretStr("tok"),
+                    passthrough_env=("HRWSI_ROUTINE_S3_KEY",),
+                ),
+            )
+        )
+        app = await bootstrap.build(config, db_url, only=("launcher",))
+        try:
+            launcher = app.services[0]
+            assert isinstance(launcher.executor, NomadExecutor)  # type: ignore[attr-defined]
+            stored = [items for (_, _), items in nomad.variables.items()]
+            assert {"HRWSI_ROUTINE_S3_KEY": "s3cr3t-value"} in stored
+            assert nomad.received_jobs == []
+        finally:
+            await app.services[0].aclose()
