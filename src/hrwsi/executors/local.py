@@ -1,11 +1,12 @@
 """The local executor (the embedded default): each attempt is a subprocess on this machine.
 
 A run is the routine's ``command`` (``{python}`` replaced by this interpreter) started under
-:mod:`hrwsi.executors.local_wrapper` in its own process group, with the run contract's
-``HRWSI_*`` variables (:func:`hrwsi.executors.base.attempt_variables`) plus
-``HRWSI_DATA_ROOT``. The environment is otherwise minimal (``PATH``, ``HOME``, locale,
-``PYTHONPATH``, ``VIRTUAL_ENV``, ``TMPDIR`` and the names in ``passthrough_env``): the
-launcher's secrets (database URL, Nomad token) never reach a routine.
+the ``sh`` wrapper of :mod:`hrwsi.executors.local_wrapper` (~2 ms) in its own process group,
+with the run contract's ``HRWSI_*`` variables
+(:func:`hrwsi.executors.base.attempt_variables`) plus ``HRWSI_DATA_ROOT``. The environment is
+otherwise minimal (``PATH``, ``HOME``, locale, ``PYTHONPATH``, ``VIRTUAL_ENV``, ``TMPDIR`` and
+the names in ``passthrough_env``): the launcher's secrets (database URL, Nomad token) never
+reach a routine.
 
 Outcomes: exit 0 → processed; exit N > 0 → internal_error; cannot start (missing binary),
 killed by a signal we did not send (OOM killer, an operator), timed out (``duration x
@@ -45,7 +46,7 @@ from typing import Any
 from hrwsi.config import Config
 from hrwsi.domain import errors
 from hrwsi.executors.base import Attempt, Outcome, RunState, attempt_variables
-from hrwsi.executors.local_wrapper import write_exit_file
+from hrwsi.executors.local_wrapper import wrapper_argv, write_exit_file
 
 log = logging.getLogger(__name__)
 
@@ -330,12 +331,7 @@ class LocalExecutor:
         log_fd = os.open(run.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             process = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "hrwsi.executors.local_wrapper",
-                str(exit_path),
-                "--",
-                *argv,
+                *wrapper_argv(exit_path, argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=asyncio.subprocess.STDOUT,
