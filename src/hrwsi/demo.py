@@ -29,7 +29,6 @@ from hrwsi.config import (
     HarvestQuery,
     LocalExecutorConfig,
     RetryConfig,
-    RoutineConfig,
     SchedulingConfig,
 )
 from hrwsi.db import connect, embedded, metrics, migrate, seed
@@ -86,29 +85,9 @@ class DemoState:
 def demo_config(data_dir: Path, catalogue_url: str, *, fail_one_in: int) -> Config:
     """The demo's configuration: demo routines, short backoffs, one harvest query."""
     fail = ("--fail-first-attempt-one-in", str(fail_one_in)) if fail_one_in else ()
-    routines_cfg = (
-        RoutineConfig(
-            name="MAJA",
-            cpu=5,
-            ram=5,
-            storage=5,
-            duration=5,
-            input_type="MSIL1C",
-            product_data_type="L2A",
-            product_type_code="S2_MAJA_L2A",
-            command=("{python}", "-m", "hrwsi.testing.routines", "maja", *fail),
-        ),
-        RoutineConfig(
-            name="FSC",
-            cpu=2,
-            ram=2,
-            storage=2,
-            duration=2,
-            input_type="L2A",
-            product_data_type="L2B",
-            product_type_code="S2_FSC_L2B",
-            command=("{python}", "-m", "hrwsi.testing.routines", "fsc", *fail),
-        ),
+    routines_cfg = tuple(
+        routine.model_copy(update={"command": (*routine.command, *fail)})
+        for routine in Config().routines  # MAJA and FSC, running hrwsi.testing.routines
     )
     return Config(
         database=DatabaseConfig(data_dir=data_dir, listener_poll_s=5.0),

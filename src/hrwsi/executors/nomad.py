@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -65,7 +64,7 @@ import httpx
 from hrwsi.config import Config, NomadExecutorConfig
 from hrwsi.domain import errors
 from hrwsi.executors import nomad_client
-from hrwsi.executors.base import Attempt, Outcome, RunState
+from hrwsi.executors.base import Attempt, Outcome, RunState, attempt_variables
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +92,6 @@ def job_id_of(settings: NomadExecutorConfig, key: str) -> str:
     return f"{settings.job_prefix}-{key}"
 
 
-def run_meta(attempt: Attempt) -> dict[str, str]:
-    """The metadata a run receives (same names as the local executor's environment)."""
-    meta = {
-        "HRWSI_TASK_ID": str(attempt.task_id),
-        "HRWSI_ATTEMPT": str(attempt.attempt),
-        "HRWSI_ROUTINE": attempt.routine.name,
-        "HRWSI_VM_NAME": attempt.vm_name,
-        "HRWSI_INPUT_PATH": attempt.input_paths[0] if attempt.input_paths else "",
-        "HRWSI_INPUT_PATHS": json.dumps(list(attempt.input_paths)),
-        "HRWSI_PRODUCT_PATH": attempt.product_path,
-    }
-    for key, value in attempt.meta.items():
-        meta[f"HRWSI_META_{key.upper()}"] = str(value)
-    return meta
-
-
 def secrets_template(names: Sequence[str], variable_path: str) -> str:
     """A Nomad template writing ``NAME=value`` lines read from a Nomad variable (names only)."""
     lines = "".join(f"{name}={{{{ .{name} }}}}\n" for name in names)
@@ -119,7 +102,7 @@ def job_spec(attempt: Attempt, settings: NomadExecutorConfig) -> dict[str, Any]:
     """The JSON job that runs this attempt (see the module docstring)."""
     routine = attempt.routine
     job_id = job_id_of(settings, attempt.key)
-    meta = run_meta(attempt)
+    meta = attempt_variables(attempt)  # the names a local run gets as environment
     resources: dict[str, Any] = {"MemoryMB": routine.ram * 1024}
     if settings.use_cores:
         resources["Cores"] = routine.cpu
