@@ -18,12 +18,17 @@
    - its latest dispatch ended in error, the retry policy kept it open, and its
      ``next_attempt_at`` has come.
    Claim: in one transaction the ready tasks are locked ``FOR UPDATE SKIP LOCKED`` and one
-   ``nomad_job_dispatch`` row per task is inserted with the attempt key
+   ``nomad_job_dispatch`` row per task is inserted (one statement for the batch) with the
+   attempt key
    (``task-<id>-attempt-<n>``, unique: a second launcher that saw the same task ready inserts
    nothing). After commit each attempt is submitted (idempotent on its key).
 
-``background(stop)`` consumes ``executor.outcomes()``. Each observation is one transaction
-that locks the dispatch and its task: ``started`` is recorded once; a terminal state is
+``background(stop)`` consumes ``executor.outcomes()``. The observations waiting when the
+recorder is free form a *group* (at most ``max_group``), recorded in one transaction — each
+observation's state change is complete inside it, so a crash loses either the whole group
+(still with the executor, recorded by the next follow pass) or nothing. The transaction locks
+the group's dispatches and tasks (in id order) and records, in a few set-based statements:
+``started`` once; a terminal state is
 recorded once (repeats are ignored) together with, on success, exactly one ``products`` row
 (path from :func:`hrwsi.domain.retry.product_path`, the routine's product type; fires
 ``product_insertion``) and ``has_ended = true``; on error the retry policy
@@ -40,7 +45,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,7 +110,8 @@ class LauncherService:
         db_url: str,
         executor: Executor,
         *,
-        batch_size: int = 100,
+        batch_size: int = 500,
+        max_group: int = 500,
         policy: RetryPolicy | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -114,6 +120,7 @@ class LauncherService:
         self.executor = executor
         self.interval_s = config.executor.poll_interval_s
         self.batch_size = batch_size
+        self.max_group = max_group
         self.policy = policy or retry_policy(config)
         self._rand = rand
         self._conns: dict[str, Connection] = {}
@@ -222,27 +229,36 @@ class LauncherService:
                     queries.get("launcher_claim_ready"), {"limit": self.batch_size}
                 )
                 rows = await cur.fetchall()
-                for row in rows:
-                    attempt = self._attempt(row, int(row["attempt"]))
-                    key = attempt_key(row["task_id"], int(row["attempt"]))
+                if rows:
+                    keys = [attempt_key(r["task_id"], int(r["attempt"])) for r in rows]
                     cur = await conn.execute(
-                        queries.get("launcher_insert_dispatch"),
-                        {"task_id": row["task_id"], "key": key},
+                        queries.get("launcher_insert_dispatches"),
+                        {"task_ids": [r["task_id"] for r in rows], "keys": keys},
                     )
-                    if await cur.fetchone() is None:
-                        continue  # another launcher dispatched this attempt
-                    if attempt is None:
-                        misconfigured.append(
-                            (
-                                key,
-                                f"no routine configured for processing condition "
-                                f"{row['processing_condition_name']!r}",
+                    # A task missing here was dispatched by another launcher.
+                    inserted = {r["task_id"] for r in await cur.fetchall()}
+                    for row, key in zip(rows, keys, strict=True):
+                        if row["task_id"] not in inserted:
+                            continue
+                        attempt = self._attempt(row, int(row["attempt"]))
+                        if attempt is None:
+                            misconfigured.append(
+                                (
+                                    key,
+                                    f"no routine configured for processing condition "
+                                    f"{row['processing_condition_name']!r}",
+                                )
                             )
-                        )
-                    else:
-                        claimed.append(attempt)
-            for key, message in misconfigured:
-                await self._record(conn, Outcome(key, RunState.EXTERNAL_ERROR, message))
+                        else:
+                            claimed.append(attempt)
+            if misconfigured:
+                await self._record_group(
+                    conn,
+                    [
+                        Outcome(key, RunState.EXTERNAL_ERROR, message)
+                        for key, message in misconfigured
+                    ],
+                )
             for attempt in claimed:
                 log.info("launcher.dispatched", extra={"key": attempt.key, "vm": attempt.vm_name})
                 await self._submit(conn, attempt)
@@ -324,115 +340,178 @@ class LauncherService:
     # -- outcomes ------------------------------------------------------------------------
 
     async def background(self, stop: asyncio.Event) -> None:
-        stream = self.executor.outcomes().__aiter__()
+        """Record the executor's outcomes: each group already waiting in one transaction."""
+        waiting: asyncio.Queue[Outcome | None] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for outcome in self.executor.outcomes():
+                    waiting.put_nowait(outcome)
+            finally:
+                waiting.put_nowait(None)
+
+        pumper = asyncio.create_task(pump(), name="launcher-outcomes")
         stopper = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
-                nxt = asyncio.ensure_future(stream.__anext__())
+                nxt = asyncio.ensure_future(waiting.get())
                 await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 if not nxt.done():
                     nxt.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await nxt
                     return
-                try:
-                    outcome = nxt.result()
-                except StopAsyncIteration:
+                group = [nxt.result()]
+                while not waiting.empty() and len(group) < self.max_group:
+                    group.append(waiting.get_nowait())
+                ended = None in group
+                await self.record_outcomes([o for o in group if o is not None])
+                if ended:
                     return
-                await self.record_outcome(outcome)
         finally:
             stopper.cancel()
+            pumper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pumper
 
     async def record_outcome(self, outcome: Outcome) -> bool:
-        """Record one observation (idempotent); False when it could not be recorded now.
+        """Record one observation (idempotent); False when it could not be recorded now."""
+        return await self.record_outcomes([outcome])
 
-        A failure to record leaves the outcome with the executor (not forgotten): the next
-        follow pass records it from ``executor.status``.
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> bool:
+        """Record observations, in order, in one transaction (idempotent); False on failure.
+
+        A failure to record leaves the outcomes with the executor (not forgotten): the next
+        follow pass records them from ``executor.status``.
         """
         try:
             async with self._record_lock:  # one transaction at a time on this connection
-                return await self._record(await self._conn("outcomes"), outcome)
+                await self._record_group(await self._conn("outcomes"), outcomes)
+                return True
         except (psycopg.Error, errors.DatabaseError) as exc:
             await self._drop("outcomes")
-            log.warning("launcher.record_failed", extra={"key": outcome.key, "error": str(exc)})
+            log.warning(
+                "launcher.record_failed",
+                extra={"keys": [o.key for o in outcomes][:10], "error": str(exc)},
+            )
             return False
 
     async def _record(self, conn: Connection, outcome: Outcome) -> bool:
-        state = outcome.state
-        if state is not RunState.STARTED and not state.is_terminal:
-            return True
-        retry_delay: float | None = None
-        async with conn.transaction():
-            cur = await conn.execute(queries.get("launcher_lock_dispatch"), {"key": outcome.key})
-            row = await cur.fetchone()
-            if row is None:
-                log.warning("launcher.unknown_dispatch", extra={"key": outcome.key})
-                return True
-            # A separate statement: under READ COMMITTED it sees what a launcher that held
-            # the lock before us committed (the locking statement's snapshot would not).
-            cur = await conn.execute(
-                queries.get("launcher_dispatch_recorded"), {"dispatch_id": row["dispatch_id"]}
-            )
-            recorded = await cur.fetchone()
-            assert recorded is not None
-            row.update(recorded)
-            if outcome.log_path:
-                await conn.execute(
-                    queries.get("launcher_set_log_path"),
-                    {"dispatch_id": row["dispatch_id"], "log_path": outcome.log_path},
-                )
-            if state is RunState.STARTED:
-                if not row["has_started"] and not row["has_terminal"]:
-                    await self._insert_status(conn, row, ProcessingStatus.STARTED, outcome.message)
-                    log.info("launcher.started", extra={"key": outcome.key})
-                return True
-            if not row["has_terminal"]:
-                status = state.status
-                assert status is not None
-                await self._insert_status(conn, row, status, outcome.message)
-                if state is RunState.PROCESSED:
-                    await self._register_product(conn, row)
-                    await conn.execute(
-                        queries.get("launcher_end_task"), {"task_id": row["task_id"]}
-                    )
-                    log.info("launcher.processed", extra={"key": outcome.key})
-                else:
-                    retry_delay = await self._apply_policy(conn, row, outcome)
-        if retry_delay is not None:
-            self._schedule_wakeup(retry_delay)
-        try:
-            await self.executor.forget(outcome.key)
-        except errors.ExecutorError as exc:
-            log.warning("launcher.forget_failed", extra={"key": outcome.key, "error": str(exc)})
+        await self._record_group(conn, [outcome])
         return True
 
-    async def _insert_status(
-        self, conn: Connection, row: dict[str, Any], status: ProcessingStatus, message: str
-    ) -> None:
-        await conn.execute(
-            queries.get("launcher_insert_status"),
-            {"dispatch_id": row["dispatch_id"], "status": int(status), "message": message or None},
-        )
+    async def _record_group(self, conn: Connection, outcomes: Sequence[Outcome]) -> None:
+        """One transaction: lock the group's dispatches and tasks (id order), then record each
+        outcome once — ``started`` once, the first terminal state once with its product or
+        retry decision — in a few set-based statements; then forget the terminal ones."""
+        relevant = [o for o in outcomes if o.state is RunState.STARTED or o.state.is_terminal]
+        if not relevant:
+            return
+        delays: list[float] = []
+        forget: list[str] = []
+        async with conn.transaction():
+            cur = await conn.execute(
+                queries.get("launcher_lock_dispatches"),
+                {"keys": sorted({o.key for o in relevant})},
+            )
+            locked = {r["key"]: r for r in await cur.fetchall()}
+            # A separate statement: under READ COMMITTED it sees what a launcher that held
+            # the locks before us committed (the locking statement's snapshot would not).
+            by_id = {r["dispatch_id"]: r for r in locked.values()}
+            cur = await conn.execute(
+                queries.get("launcher_dispatches_recorded"), {"ids": list(by_id)}
+            )
+            for recorded in await cur.fetchall():
+                by_id[recorded["dispatch_id"]].update(recorded)
+            log_paths: dict[int, str] = {}
+            statuses: list[tuple[int, int, str | None]] = []
+            processed: list[dict[str, Any]] = []
+            failed: list[tuple[dict[str, Any], Outcome]] = []
+            for outcome in relevant:
+                row = locked.get(outcome.key)
+                if row is None:
+                    log.warning("launcher.unknown_dispatch", extra={"key": outcome.key})
+                    continue
+                if outcome.log_path and outcome.log_path != row["log_path"]:
+                    row["log_path"] = log_paths[row["dispatch_id"]] = outcome.log_path
+                if outcome.state is RunState.STARTED:
+                    if not row["has_started"] and not row["has_terminal"]:
+                        row["has_started"] = True
+                        statuses.append(
+                            (row["dispatch_id"], int(ProcessingStatus.STARTED), outcome.message)
+                        )
+                        log.info("launcher.started", extra={"key": outcome.key})
+                    continue
+                forget.append(outcome.key)
+                if row["has_terminal"]:
+                    continue
+                row["has_terminal"] = True
+                status = outcome.state.status
+                assert status is not None
+                statuses.append((row["dispatch_id"], int(status), outcome.message))
+                if outcome.state is RunState.PROCESSED:
+                    processed.append(row)
+                    log.info("launcher.processed", extra={"key": outcome.key})
+                else:
+                    failed.append((row, outcome))
+            if log_paths:
+                await conn.execute(
+                    queries.get("launcher_set_log_paths"),
+                    {"ids": list(log_paths), "log_paths": list(log_paths.values())},
+                )
+            if statuses:
+                await conn.execute(
+                    queries.get("launcher_insert_statuses"),
+                    {
+                        "ids": [d for d, _, _ in statuses],
+                        "statuses": [st for _, st, _ in statuses],
+                        "messages": [m or None for _, _, m in statuses],
+                    },
+                )
+            if processed:
+                await self._register_products(conn, processed)
+                await conn.execute(
+                    queries.get("launcher_end_tasks"),
+                    {"task_ids": [r["task_id"] for r in processed]},
+                )
+            for row, outcome in failed:
+                delay = await self._apply_policy(conn, row, outcome)
+                if delay is not None:
+                    delays.append(delay)
+        for delay in delays:
+            self._schedule_wakeup(delay)
+        for key in forget:
+            try:
+                await self.executor.forget(key)
+            except errors.ExecutorError as exc:
+                log.warning("launcher.forget_failed", extra={"key": key, "error": str(exc)})
 
-    async def _register_product(self, conn: Connection, row: dict[str, Any]) -> None:
-        try:
-            source = self._product_input(row)
-        except KeyError:
-            log.error("launcher.product_without_routine", extra={"task_id": row["task_id"]})
+    async def _register_products(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        wanted: list[tuple[int, str, str, int]] = []
+        for row in rows:
+            try:
+                source = self._product_input(row)
+            except KeyError:
+                log.error("launcher.product_without_routine", extra={"task_id": row["task_id"]})
+                continue
+            wanted.append(
+                (row["input_id"], product_path(source), source.product_type_code, row["task_id"])
+            )
+        if not wanted:
             return
         cur = await conn.execute(
-            queries.get("launcher_insert_product"),
+            queries.get("launcher_insert_products"),
             {
-                "input_id": row["input_id"],
-                "product_path": product_path(source),
-                "product_type_code": source.product_type_code,
+                "input_ids": [w[0] for w in wanted],
+                "product_paths": [w[1] for w in wanted],
+                "type_codes": [w[2] for w in wanted],
             },
         )
-        if await cur.fetchone() is None:
-            log.warning(
-                "launcher.product_not_inserted",
-                extra={"task_id": row["task_id"], "product_type": source.product_type_code},
-            )
+        inserted = {r["input_fk_id"] for r in await cur.fetchall()}
+        for input_id, _, type_code, task_id in wanted:
+            if input_id not in inserted:
+                log.warning(
+                    "launcher.product_not_inserted",
+                    extra={"task_id": task_id, "product_type": type_code},
+                )
 
     async def _apply_policy(
         self, conn: Connection, row: dict[str, Any], outcome: Outcome

@@ -49,13 +49,6 @@ ORDER BY pt.id
 LIMIT %(limit)s
 FOR UPDATE OF pt SKIP LOCKED
 
--- name: launcher_insert_dispatch
--- Record an attempt before it is submitted; a key already present inserts nothing.
-INSERT INTO hrwsi.nomad_job_dispatch (processing_task_fk_id, nomad_job_dispatch, dispatch_date)
-VALUES (%(task_id)s, %(key)s, now() AT TIME ZONE 'UTC')
-ON CONFLICT DO NOTHING
-RETURNING id
-
 -- name: launcher_open_dispatches
 -- Latest dispatches of unfinished tasks that have no terminal status yet (submitted or running).
 SELECT last.id AS dispatch_id, last.nomad_job_dispatch AS key, pt.id AS task_id,
@@ -80,39 +73,6 @@ WHERE pt.has_ended = false
   )
 ORDER BY last.id
 
--- name: launcher_lock_dispatch
--- Lock a dispatch (by attempt key) and its task before recording an outcome of it.
-SELECT d.id AS dispatch_id, pt.id AS task_id, pt.has_ended, pt.extra_attempts,
-       i.id AS input_id, i.processing_condition_name, i.tile, i.date
-FROM hrwsi.nomad_job_dispatch AS d
-JOIN hrwsi.processing_tasks AS pt ON pt.id = d.processing_task_fk_id
-JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
-WHERE d.nomad_job_dispatch = %(key)s
-FOR UPDATE OF d, pt
-
--- name: launcher_dispatch_recorded
--- What is already recorded for a dispatch (run after its lock is held, so it sees the latest).
-SELECT
-    EXISTS (
-        SELECT 1 FROM hrwsi.processing_status_workflow AS w
-        WHERE w.nomad_job_dispatch_fk_id = %(dispatch_id)s AND w.processing_status_id IN (2, 3, 4)
-    ) AS has_terminal,
-    EXISTS (
-        SELECT 1 FROM hrwsi.processing_status_workflow AS w
-        WHERE w.nomad_job_dispatch_fk_id = %(dispatch_id)s AND w.processing_status_id = 1
-    ) AS has_started
-
--- name: launcher_insert_status
--- Append one status row (started, processed, internal_error or external_error) to a dispatch.
-INSERT INTO hrwsi.processing_status_workflow
-    (nomad_job_dispatch_fk_id, processing_status_id, date, message)
-VALUES (%(dispatch_id)s, %(status)s, now() AT TIME ZONE 'UTC', %(message)s)
-
--- name: launcher_set_log_path
--- Remember where a dispatch's log is, once the executor says so.
-UPDATE hrwsi.nomad_job_dispatch SET log_path = %(log_path)s
-WHERE id = %(dispatch_id)s AND log_path IS DISTINCT FROM %(log_path)s
-
 -- name: launcher_task_history
 -- Every dispatch of a task, oldest first, with its terminal status and its time (UTC) if any.
 SELECT d.id, t.processing_status_id, t.date
@@ -124,17 +84,6 @@ LEFT JOIN LATERAL (
 ) AS t ON true
 WHERE d.processing_task_fk_id = %(task_id)s
 ORDER BY d.id
-
--- name: launcher_insert_product
--- Register the product of a processed task once (the product path is unique).
-INSERT INTO hrwsi.products
-    (input_fk_id, product_path, creation_date, catalogued_date, product_type_id)
-SELECT %(input_id)s, %(product_path)s, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC',
-       t.id::smallint
-FROM hrwsi.product_type AS t
-WHERE t.code = %(product_type_code)s
-ON CONFLICT (product_path) DO NOTHING
-RETURNING id
 
 -- name: launcher_end_task
 -- A task has ended (processed, or failed for good): nothing more is dispatched for it.
@@ -213,3 +162,70 @@ SELECT t.code, count(p.id)
 FROM hrwsi.product_type AS t
 LEFT JOIN hrwsi.products AS p ON p.product_type_id = t.id
 GROUP BY t.code ORDER BY t.code
+
+-- name: launcher_insert_dispatches
+-- Record a batch of attempts before submitting them; keys already present insert nothing.
+INSERT INTO hrwsi.nomad_job_dispatch (processing_task_fk_id, nomad_job_dispatch, dispatch_date)
+SELECT t.task_id, t.key, now() AT TIME ZONE 'UTC'
+FROM unnest(%(task_ids)s::bigint[], %(keys)s::text[]) WITH ORDINALITY AS t (task_id, key, n)
+ORDER BY t.n
+ON CONFLICT DO NOTHING
+RETURNING processing_task_fk_id AS task_id
+
+-- name: launcher_lock_dispatches
+-- Lock a group of dispatches (by attempt key) and their tasks, in id order, before recording.
+SELECT d.id AS dispatch_id, d.nomad_job_dispatch AS key, d.log_path, pt.id AS task_id,
+       pt.has_ended, pt.extra_attempts,
+       i.id AS input_id, i.processing_condition_name, i.tile, i.date
+FROM hrwsi.nomad_job_dispatch AS d
+JOIN hrwsi.processing_tasks AS pt ON pt.id = d.processing_task_fk_id
+JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
+WHERE d.nomad_job_dispatch = ANY(%(keys)s::text[])
+ORDER BY d.id
+FOR UPDATE OF d, pt
+
+-- name: launcher_dispatches_recorded
+-- What is already recorded for locked dispatches (a later statement, so it sees the latest).
+SELECT d.id AS dispatch_id,
+    EXISTS (
+        SELECT 1 FROM hrwsi.processing_status_workflow AS w
+        WHERE w.nomad_job_dispatch_fk_id = d.id AND w.processing_status_id IN (2, 3, 4)
+    ) AS has_terminal,
+    EXISTS (
+        SELECT 1 FROM hrwsi.processing_status_workflow AS w
+        WHERE w.nomad_job_dispatch_fk_id = d.id AND w.processing_status_id = 1
+    ) AS has_started
+FROM unnest(%(ids)s::bigint[]) AS d (id)
+
+-- name: launcher_set_log_paths
+-- Remember where dispatches' logs are, once the executor says so.
+UPDATE hrwsi.nomad_job_dispatch AS d SET log_path = v.log_path
+FROM unnest(%(ids)s::bigint[], %(log_paths)s::text[]) AS v (id, log_path)
+WHERE d.id = v.id AND d.log_path IS DISTINCT FROM v.log_path
+
+-- name: launcher_insert_statuses
+-- Append status rows to dispatches, in the order given (started before processed).
+INSERT INTO hrwsi.processing_status_workflow
+    (nomad_job_dispatch_fk_id, processing_status_id, date, message)
+SELECT s.dispatch_id, s.status, now() AT TIME ZONE 'UTC', s.message
+FROM unnest(%(ids)s::bigint[], %(statuses)s::smallint[], %(messages)s::text[])
+    WITH ORDINALITY AS s (dispatch_id, status, message, n)
+ORDER BY s.n
+
+-- name: launcher_insert_products
+-- Register the products of processed tasks once each (the product path is unique).
+INSERT INTO hrwsi.products
+    (input_fk_id, product_path, creation_date, catalogued_date, product_type_id)
+SELECT p.input_id, p.product_path, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC',
+       t.id::smallint
+FROM unnest(%(input_ids)s::bigint[], %(product_paths)s::text[], %(type_codes)s::text[])
+    WITH ORDINALITY AS p (input_id, product_path, type_code, n)
+JOIN hrwsi.product_type AS t ON t.code = p.type_code
+ORDER BY p.n
+ON CONFLICT (product_path) DO NOTHING
+RETURNING input_fk_id
+
+-- name: launcher_end_tasks
+-- Tasks that have ended (processed): nothing more is dispatched for them.
+UPDATE hrwsi.processing_tasks SET has_ended = true, next_attempt_at = NULL
+WHERE id = ANY(%(task_ids)s::bigint[]) AND has_ended IS NOT TRUE
