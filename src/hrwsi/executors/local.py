@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hrwsi.config import Config
 from hrwsi.domain import errors
@@ -330,14 +332,8 @@ class LocalExecutor:
         exit_path = self._exit_path(run.key)
         log_fd = os.open(run.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            process = await asyncio.create_subprocess_exec(
-                *wrapper_argv(exit_path, argv),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=asyncio.subprocess.STDOUT,
-                env=self._environment(attempt),
-                cwd=self.work_dir,
-                start_new_session=True,
+            process = await _start(
+                wrapper_argv(exit_path, argv), self._environment(attempt), log_fd, self.work_dir
             )
         except OSError as exc:
             self._finish(run, RunState.EXTERNAL_ERROR, f"cannot start the wrapper: {exc}", None)
@@ -439,6 +435,80 @@ class LocalExecutor:
                 self._stop_run(run, "timed out (reattached run); process group killed")
             await asyncio.sleep(self.poll_interval_s)
         self._judge(run, None)
+
+
+class _Child:
+    """A started wrapper: its pid and its exit status, seen through a pidfd (Linux) — no
+    watcher thread, no transport: the event loop is told when the process ends."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.pid = popen.pid
+        self._popen = popen
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
+        self._pidfd = os.pidfd_open(popen.pid)
+        loop.add_reader(self._pidfd, self._reap, loop)
+
+    def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
+        code = self._popen.poll()
+        if code is None:
+            return
+        loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+
+class _Process(Protocol):
+    pid: int
+
+    async def wait(self) -> int: ...
+
+
+async def _start(argv: list[str], env: dict[str, str], log_fd: int, cwd: Path) -> _Process:
+    """Start ``argv`` in a new session, stdout and stderr to ``log_fd``, stdin empty."""
+    if _pidfd_works():
+        return _start_with_pidfd(argv, env, log_fd, cwd)
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=log_fd,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+
+
+def _start_with_pidfd(argv: list[str], env: dict[str, str], log_fd: int, cwd: Path) -> _Child:
+    popen = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log_fd,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        return _Child(popen)
+    except OSError:
+        _kill_group(popen.pid)
+        popen.wait()
+        raise
+
+
+@functools.cache
+def _pidfd_works() -> bool:
+    """Whether this kernel and Python give pidfds (Linux >= 5.3); else asyncio's watcher."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 def _signal_name(number: int) -> str:
