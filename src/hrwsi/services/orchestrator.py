@@ -23,7 +23,8 @@ One pass (:meth:`OrchestratorService.reconcile`) runs in ONE transaction:
    the triggers missed (rows written by hand, a v1 database, a deleted task).
 4. Build a planning instance: one task per input, the routine of its processing condition
    read from the ``processing_condition`` / ``processing_routine`` rows (seeded from config).
-5. Plan (the pure planner, in a thread), check the plan with the independent validator, and
+5. Plan (the pure planner; in a thread when the pass has over ``INLINE_PLAN_TASKS`` inputs),
+   check the plan with the independent validator, and
    write the ``virtual_machine`` rows and ``processing_tasks`` in one set-based statement
    (``INSERT ... SELECT FROM unnest(...)``): ``preceding_input_id`` chains each VM's tasks in
    plan order (NULL for a VM's first task); planned minutes go to ``planned_start_min`` /
@@ -81,6 +82,8 @@ log = logging.getLogger(__name__)
 
 # The planning lock ("hrwsi-orchestrator"): one key shared by every replica.
 PLANNING_LOCK_KEY = 0x6872_7773_6F72_6368
+# Passes over at most this many inputs plan and validate on the event loop, not in a thread.
+INLINE_PLAN_TASKS = 32
 
 Planner = Callable[[planning.Instance], planning.Plan]
 Validator = Callable[[planning.Instance, planning.Plan], list[str]]
@@ -492,24 +495,39 @@ class OrchestratorService:
                 {"limit": self.config.scheduling.max_inputs_per_pass},
             )
             ids = [int(r[0]) for r in await cur.fetchall()]
-            if write and (swept or ids):
-                if swept:
-                    await cur.execute(queries.get("orchestrator_release_all_orphans"))
-                else:
-                    await cur.execute(queries.get("orchestrator_release_orphans"), {"ids": ids})
-                row = await cur.fetchone()
-                released = int(row[0]) if row else 0
-                if released:
-                    log.info("orchestrator.orphans_released", extra={"tasks": released})
+            if swept or not ids:
+                released = await self._release_orphans(cur, ids, swept=swept, write=write)
             pending: list[PendingInput] = []
+            routine_rows: list[TupleRow] = []
+            busy_rows: list[TupleRow] = []
             if ids:
-                await cur.execute(
-                    queries.get("orchestrator_pending_inputs"),
-                    {"ids": ids, "max_tasks_per_input": self.config.retry.max_tasks_per_input},
-                )
+                # One round trip for the rest of the reads (pipeline): under load every await
+                # is a turn of a busy event loop, and this is on the input → dispatch path.
+                async with conn.pipeline():
+                    release = conn.cursor() if write and not swept else None
+                    if release is not None:
+                        await release.execute(
+                            queries.get("orchestrator_release_orphans"), {"ids": ids}
+                        )
+                    pend = conn.cursor()
+                    await pend.execute(
+                        queries.get("orchestrator_pending_inputs"),
+                        {"ids": ids, "max_tasks_per_input": self.config.retry.max_tasks_per_input},
+                    )
+                    routine_cur = conn.cursor()
+                    await routine_cur.execute(queries.get("orchestrator_routines"))
+                    busy_cur = conn.cursor()
+                    await busy_cur.execute(queries.get("orchestrator_busy_vms"))
+                if release is not None:
+                    row = await release.fetchone()
+                    released = int(row[0]) if row else 0
+                    if released:
+                        log.info("orchestrator.orphans_released", extra={"tasks": released})
                 pending = [
-                    PendingInput(int(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()
+                    PendingInput(int(r[0]), str(r[1]), str(r[2])) for r in await pend.fetchall()
                 ]
+                routine_rows = await routine_cur.fetchall()
+                busy_rows = await busy_cur.fetchall()
             if not pending:
                 return PassResult(
                     outcome="nothing_pending",
@@ -518,15 +536,13 @@ class OrchestratorService:
                     queued_by_sweep=queued,
                 )
             by_condition = dict(sorted(Counter(p.condition for p in pending).items()))
-            await cur.execute(queries.get("orchestrator_routines"))
             routines = {
                 str(r[0]): planning.Routine(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]))
-                for r in await cur.fetchall()
+                for r in routine_rows
             }
-            await cur.execute(queries.get("orchestrator_busy_vms"))
             busy = [
                 BusyVM(r[0], str(r[1]), str(r[2]), bool(r[3]), int(r[4]), int(r[5]), int(r[6]))
-                for r in await cur.fetchall()
+                for r in busy_rows
             ]
         limits = remaining_limits(self.config, busy)
         if self._pool:
@@ -554,7 +570,13 @@ class OrchestratorService:
         if not plannable:
             return _with(base, outcome="plan_failed", left_pending=left, reason="no input fits")
         instance = build_instance(plannable, routines, limits)
-        tried, plan = await asyncio.to_thread(plan_largest_prefix, instance, self._planner)
+        # A small pass plans on the event loop: a thread hop would cost more than the plan
+        # (about a millisecond for a few inputs) and delay the dispatch under load.
+        inline = len(instance.tasks) <= INLINE_PLAN_TASKS
+        if inline:
+            tried, plan = plan_largest_prefix(instance, self._planner)
+        else:
+            tried, plan = await asyncio.to_thread(plan_largest_prefix, instance, self._planner)
         if not plan.feasible:
             log.warning(
                 "orchestrator.plan_failed",
@@ -575,7 +597,10 @@ class OrchestratorService:
                 "orchestrator.plan_truncated",
                 extra={"planned": len(tried.tasks), "left": left["plan_truncated"]},
             )
-        problems = await asyncio.to_thread(self._validator, tried, plan)
+        if inline:
+            problems = self._validator(tried, plan)
+        else:
+            problems = await asyncio.to_thread(self._validator, tried, plan)
         if problems:
             log.error(
                 "orchestrator.plan_invalid",
@@ -601,6 +626,22 @@ class OrchestratorService:
             vms_written=vms,
             tasks_written=tasks,
         )
+
+    async def _release_orphans(
+        self, cur: psycopg.AsyncCursor[TupleRow], ids: list[int], *, swept: bool, write: bool
+    ) -> int:
+        """Unchain orphans behind ``ids`` (all of them after a sweep); how many were released."""
+        if not write or not (swept or ids):
+            return 0
+        if swept:
+            await cur.execute(queries.get("orchestrator_release_all_orphans"))
+        else:
+            await cur.execute(queries.get("orchestrator_release_orphans"), {"ids": ids})
+        row = await cur.fetchone()
+        released = int(row[0]) if row else 0
+        if released:
+            log.info("orchestrator.orphans_released", extra={"tasks": released})
+        return released
 
     def _plannable(
         self,
