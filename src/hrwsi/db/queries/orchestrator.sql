@@ -42,7 +42,7 @@ SET jit = off
 SELECT input_id FROM hrwsi.orchestrator_backlog ORDER BY input_id LIMIT %(limit)s
 
 -- name: orchestrator_pending_inputs
--- Of the given candidates, unqueue those needing no task; return the others with their routine.
+-- Of the given candidates, unqueue those needing no task or gone; return the others with their routine.
 WITH candidate AS (
     SELECT i.id, i.processing_condition_name AS condition, c.processing_routine_name AS routine,
         EXISTS (
@@ -63,8 +63,11 @@ WITH candidate AS (
     WHERE i.id = ANY(%(ids)s::bigint[])
 ),
 unqueued AS (
+    -- Stale candidates, and ids whose input is gone (the backlog has no foreign key: it is a
+    -- cache, and a per-row key check would slow every harvested batch down).
     DELETE FROM hrwsi.orchestrator_backlog AS b
-    WHERE b.input_id IN (SELECT id FROM candidate WHERE stale)
+    WHERE b.input_id = ANY(%(ids)s::bigint[])
+        AND b.input_id NOT IN (SELECT id FROM candidate WHERE NOT stale)
     RETURNING b.input_id
 )
 SELECT id, condition, routine FROM candidate WHERE NOT stale ORDER BY id
