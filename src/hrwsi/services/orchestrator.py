@@ -357,6 +357,9 @@ class OrchestratorService:
         "processing_task_ended",
         "processing_tasks_state_processed",
     )
+    # ... but capacity freed is a hint: the runner coalesces those wake-ups (~0.1 s), so a
+    # stream of processed tasks costs a few passes a second, not one pass per task.
+    slow_channels: tuple[str, ...] = ("processing_tasks_state_processed",)
 
     def __init__(
         self,

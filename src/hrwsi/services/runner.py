@@ -3,7 +3,10 @@
 For each service the runner keeps three loops:
 
 - a :class:`~hrwsi.db.listener.Listener` on the service's channels, whose notifications and
-  (re)connects set a wake-up event;
+  (re)connects set a wake-up event. A service may name some of its channels in an optional
+  ``slow_channels`` attribute: a notification there wakes it at most ``slow_coalesce_s``
+  later, all of them in that window together (a hint such as "capacity was freed", which
+  may arrive hundreds of times a second and needs no millisecond reaction);
 - the reconcile loop: wait for the wake-up, the service's safety timer or stop; let a burst
   settle for ``coalesce_s``; run ``reconcile()`` once for the whole burst;
 - the service's ``background()`` work.
@@ -45,6 +48,7 @@ class _Hosted:
     service: Service
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     stats: ServiceStats = field(default_factory=ServiceStats)
+    slow_wake: asyncio.TimerHandle | None = None
 
 
 class Runner:
@@ -56,12 +60,14 @@ class Runner:
         services: Sequence[Service],
         *,
         coalesce_s: float = 0.005,
+        slow_coalesce_s: float = 0.1,
         probe_interval_s: float = 30.0,
         backoff: Backoff | None = None,
     ) -> None:
         self._db_url = db_url
         self._hosted = [_Hosted(s) for s in services]
         self._coalesce_s = coalesce_s
+        self._slow_coalesce_s = slow_coalesce_s
         self._probe_interval_s = probe_interval_s
         self._backoff = backoff or Backoff(initial_s=0.2, max_s=30.0)
         self._stop = asyncio.Event()
@@ -120,6 +126,8 @@ class Runner:
             self._stop.set()
             await asyncio.gather(*loops, return_exceptions=True)
             for hosted in self._hosted:
+                if hosted.slow_wake is not None:
+                    hosted.slow_wake.cancel()
                 try:
                     await hosted.service.aclose()
                 except Exception:
@@ -127,9 +135,19 @@ class Runner:
                 log.info("runner.service_stopped", extra={"service": hosted.service.name})
 
     def _notify_callback(self, hosted: _Hosted) -> Callable[[str, str], None]:
+        slow = frozenset(getattr(hosted.service, "slow_channels", ()))
+
+        def wake_now() -> None:
+            hosted.slow_wake = None
+            hosted.wake.set()
+
         def on_notify(channel: str, payload: str) -> None:
             hosted.stats.wakeups += 1
-            hosted.wake.set()
+            if channel not in slow:
+                hosted.wake.set()
+            elif hosted.slow_wake is None and not hosted.wake.is_set():
+                loop = asyncio.get_running_loop()
+                hosted.slow_wake = loop.call_later(self._slow_coalesce_s, wake_now)
 
         return on_notify
 
