@@ -63,3 +63,16 @@ def test_sigterm_to_the_wrapper_is_forwarded_and_the_exit_file_written(tmp_path:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 7
     assert json.loads(exit_file.read_text()) == {"returncode": 7}
+
+
+def test_output_and_errors_are_appended_to_the_log_file(tmp_path: Path) -> None:
+    """With a log file, the command's stdout and stderr and the wrapper's own message land there."""
+    log = tmp_path / "run.log"
+    log.write_text("earlier\n")
+    exit_file = tmp_path / "run.exit.json"
+    code = "import sys; print('out'); print('err', file=sys.stderr)"
+    subprocess.run(wrapper_argv(exit_file, [sys.executable, "-c", code], log), timeout=30)
+    subprocess.run(wrapper_argv(exit_file, ["/nonexistent/maja-binary"], log), timeout=30)
+    lines = log.read_text().splitlines()
+    assert lines[:3] == ["earlier", "out", "err"]
+    assert "maja-binary" in lines[3]

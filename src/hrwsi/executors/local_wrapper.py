@@ -1,7 +1,8 @@
 """The tiny parent of every local run: a POSIX ``sh`` script (:data:`SH_WRAPPER`).
 
-The executor starts ``sh -c SH_WRAPPER hrwsi-wrapper EXIT_FILE -- COMMAND [ARG...]`` (see
-:func:`wrapper_argv`). The script starts the routine's command, waits for it and writes what
+The executor starts ``sh -c SH_WRAPPER hrwsi-wrapper EXIT_FILE LOG_FILE -- COMMAND [ARG...]``
+(see :func:`wrapper_argv`). The script sends its output and the command's to ``LOG_FILE``
+(appended; empty: left as given), starts the routine's command, waits for it and writes what
 happened to ``EXIT_FILE`` as JSON, atomically (a temporary file ``mv``-ed into place, so a
 reader never sees half a file):
 
@@ -44,9 +45,10 @@ from types import FrameType
 
 SH = "/bin/sh"
 
-# $1 = exit file, $2 = "--", then the command. See the module docstring for the rules.
+# $1 = exit file, $2 = log file (or ""), $3 = "--", then the command. See the module docstring.
 SH_WRAPPER = r"""exit_file=$1
-shift 2
+if [ -n "$2" ]; then exec >>"$2" 2>&1; fi
+shift 3
 tmp="$exit_file.tmp"
 if ! command -v "$1" >/dev/null 2>&1; then
     printf "cannot start '%s': not found or not executable\n" "$1" >&2
@@ -75,9 +77,14 @@ exit "$rc"
 """
 
 
-def wrapper_argv(exit_file: Path, command: Sequence[str]) -> list[str]:
-    """The argv that runs ``command`` under :data:`SH_WRAPPER`, recording into ``exit_file``."""
-    return [SH, "-c", SH_WRAPPER, "hrwsi-wrapper", str(exit_file), "--", *command]
+def wrapper_argv(
+    exit_file: Path, command: Sequence[str], log_file: Path | None = None
+) -> list[str]:
+    """The argv that runs ``command`` under :data:`SH_WRAPPER`, recording into ``exit_file``;
+    with ``log_file``, the wrapper appends its and the command's stdout and stderr there (it
+    opens the file itself, so creating it costs the launcher nothing)."""
+    log = "" if log_file is None else str(log_file)
+    return [SH, "-c", SH_WRAPPER, "hrwsi-wrapper", str(exit_file), log, "--", *command]
 
 
 def write_exit_file(path: Path, record: dict[str, object]) -> None:
