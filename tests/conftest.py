@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,11 +20,13 @@ _KEEP = {"HRWSI_TEST_DATABASE_URL", "HRWSI_TEST_DATA_DIR"}
 
 
 @pytest.fixture(autouse=True)
-def _scrub_hrwsi_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No HRWSI_* variable of the developer's shell leaks into a test."""
+def _scrub_hrwsi_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No HRWSI_* variable of the developer's shell leaks into a test, and the default data
+    dir (embedded database, local runs, products) is the test's own temporary folder."""
     for key in list(os.environ):
         if key.startswith("HRWSI_") and key not in _KEEP:
             monkeypatch.delenv(key)
+    monkeypatch.setenv("HRWSI_DATA_DIR", str(tmp_path / "hrwsi-data"))
 
 
 @pytest.fixture(scope="session")

@@ -246,6 +246,7 @@ def test_default_data_dir_for_root_and_other_users(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Root gets /var/lib/hrwsi; others $XDG_DATA_HOME/hrwsi; HRWSI_DATA_DIR beats both."""
+    monkeypatch.delenv("HRWSI_DATA_DIR")  # set for every test by the conftest
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert config.default_data_dir() == Path("/var/lib/hrwsi")
