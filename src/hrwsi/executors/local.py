@@ -158,6 +158,7 @@ class LocalExecutor:
         self._slots = asyncio.Condition()
         self._running = 0
         self._closed = False
+        self._reapers: set[asyncio.Future[int]] = set()
 
     @classmethod
     def from_config(cls, config: Config) -> LocalExecutor:
@@ -346,7 +347,7 @@ class LocalExecutor:
             "key": run.key,
             "pid": process.pid,
             "pgid": process.pid,
-            "start_ticks": _proc_start_ticks(process.pid),
+            "start_ticks": None,  # read with the file write, off the event loop
             "started_at": time.time(),
             "deadline": deadline,
             "timeout_s": timeout_s,
@@ -358,6 +359,9 @@ class LocalExecutor:
             await asyncio.to_thread(self._write_state, run.key, state)
         except asyncio.CancelledError:
             _kill_group(process.pid)
+            reaper = asyncio.ensure_future(process.wait())  # no zombie left behind
+            self._reapers.add(reaper)
+            reaper.add_done_callback(self._reapers.discard)
             raise
         if run.kill_reason is not None:  # cancelled while spawning
             self._stop_run(run, run.kill_reason)
@@ -375,6 +379,9 @@ class LocalExecutor:
         self._judge(run, wrapper_rc)
 
     def _write_state(self, key: str, state: dict[str, Any]) -> None:
+        # The process cannot have been reaped yet (its watcher starts after this), so its
+        # /proc entry is still there even if it already ended.
+        state["start_ticks"] = _proc_start_ticks(int(state["pid"]))
         tmp = self._state_path(key).with_suffix(".tmp")
         tmp.write_text(json.dumps(state), encoding="utf-8")
         os.replace(tmp, self._state_path(key))
@@ -453,10 +460,16 @@ class _Child:
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self.pid = popen.pid
         self._popen = popen
-        loop = asyncio.get_running_loop()
-        self._exited: asyncio.Future[int] = loop.create_future()
+        self._exited: asyncio.Future[int] | None = None
         self._pidfd = os.pidfd_open(popen.pid)
-        loop.add_reader(self._pidfd, self._reap, loop)
+
+    def _watch(self) -> asyncio.Future[int]:
+        """Start watching (at the first wait: until then an ended run stays a zombie)."""
+        if self._exited is None:
+            loop = asyncio.get_running_loop()
+            self._exited = loop.create_future()
+            loop.add_reader(self._pidfd, self._reap, loop)
+        return self._exited
 
     def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
         code = self._popen.poll()
@@ -464,11 +477,11 @@ class _Child:
             return
         loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
-        if not self._exited.done():
+        if self._exited is not None and not self._exited.done():
             self._exited.set_result(code)
 
     async def wait(self) -> int:
-        return await asyncio.shield(self._exited)
+        return await asyncio.shield(self._watch())
 
 
 class _Process(Protocol):
@@ -493,11 +506,12 @@ async def _start(argv: list[str], env: dict[str, str], cwd: Path) -> _Process:
 
 
 def _start_with_pidfd(argv: list[str], env: dict[str, str], cwd: Path) -> _Child:
+    devnull = _devnull()
     popen = subprocess.Popen(
         argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdin=devnull,
+        stdout=devnull,
+        stderr=devnull,
         env=env,
         cwd=cwd,
         start_new_session=True,
@@ -508,6 +522,12 @@ def _start_with_pidfd(argv: list[str], env: dict[str, str], cwd: Path) -> _Child
         _kill_group(popen.pid)
         popen.wait()
         raise
+
+
+@functools.cache
+def _devnull() -> int:
+    """One read-write descriptor of /dev/null for every run (not inherited: dup2-ed)."""
+    return os.open(os.devnull, os.O_RDWR)
 
 
 @functools.cache
