@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -180,14 +181,20 @@ def test_database_description_never_shows_the_password(password_url: str) -> Non
     assert PASSWORD not in flat(done.stdout + done.stderr)
 
 
-def postgres_processes_on(data_dir: Path) -> list[int]:
-    """Pids of processes whose command line mentions the data directory."""
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if str(data_dir) in cmdline and "postgres" in cmdline:
-            found.append(proc.info["pid"])
-    return found
+def postgres_processes_on(data_dir: Path, settle_s: float = 10.0) -> list[int]:
+    """Pids of live processes whose command line mentions the data directory, once those
+    that are exiting had ``settle_s`` to go (backends outlive the postmaster by a moment)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            alive = proc.info["status"] != psutil.STATUS_ZOMBIE
+            if alive and str(data_dir) in cmdline and "postgres" in cmdline:
+                found.append(proc.info["pid"])
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -215,7 +222,7 @@ def test_embedded_db_init_starts_applies_and_stops(tmp_path: Path) -> None:
 
         server = get_server(data_dir / "pgdata", cleanup_mode="stop")
         try:
-            assert postgres_processes_on(data_dir) != []
+            assert postgres_processes_on(data_dir, settle_s=0) != []
         finally:
             server.cleanup()
     assert postgres_processes_on(data_dir) == []
