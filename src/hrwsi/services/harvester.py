@@ -1,7 +1,9 @@
 """The harvester: catalogue products and produced products become inputs.
 
-* ``reconcile()`` — products → inputs (an L2A product becomes an ``FSC_PC`` input), one
-  set-based statement, woken by ``product_insertion`` and ``processing_tasks_state_processed``.
+* ``reconcile()`` — products → inputs (an L2A product becomes an ``FSC_PC`` input), woken
+  by ``product_insertion`` and ``processing_tasks_state_processed``: the products queued since
+  the last pass (O(new products)), plus a full sweep over every product on the first pass
+  and every ``sweep_interval_s`` (see :mod:`hrwsi.catalogue.products_source`).
 * ``background(stop)`` — a near-real-time catalogue pass every
   ``config.harvester.interval_minutes``: each configured query resumes from its persisted
   watermark (less ``overlap_minutes`` for late-indexed records), never reaching back past
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -353,6 +356,8 @@ class HarvesterService:
         self._clock = clock
         self._reconcile_conn: Connection | None = None
         self._nrt_conn: Connection | None = None
+        self.sweep_interval_s = 10 * self.interval_s
+        self._swept_at: float | None = None
 
     async def _open(self, current: Connection | None) -> Connection:
         if current is not None and not current.closed and not current.broken:
@@ -364,9 +369,30 @@ class HarvesterService:
         )
 
     async def reconcile(self) -> None:
-        """Products → inputs, once for every product not yet an input."""
-        self._reconcile_conn = await self._open(self._reconcile_conn)
-        new = await products_source.products_to_inputs(self._reconcile_conn)
+        """Products → inputs, once for every product not yet an input: the queued products
+        in batches until the queue is drained, then the full sweep when it is due."""
+        self._reconcile_conn = conn = await self._open(self._reconcile_conn)
+        batch = self.config.harvester.batch_size
+        new = 0
+        try:
+            while True:
+                claimed, made = await products_source.queued_products_to_inputs(conn, batch)
+                new += made
+                if claimed < batch:
+                    break
+            if self._swept_at is None or time.monotonic() - self._swept_at >= self.sweep_interval_s:
+                started = time.monotonic()
+                swept = await products_source.products_to_inputs(conn)
+                self._swept_at = started
+                if swept:
+                    log.info("harvester.products_sweep_found", extra={"new_inputs": swept})
+                new += swept
+        except asyncio.CancelledError:
+            # A query cut short leaves the connection in an unknown state (the server rolls
+            # the transaction back when it goes): the next pass opens a fresh one.
+            self._reconcile_conn = None
+            await conn.close()
+            raise
         if new:
             log.info("harvester.products_to_inputs", extra={"new_inputs": new})
 

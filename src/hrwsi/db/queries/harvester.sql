@@ -52,7 +52,7 @@ DELETE FROM hrwsi.harvest_archive_cursor
 WHERE query_name = %(query)s AND from_day = %(from_day)s AND to_day = %(to_day)s
 
 -- name: harvester_products_to_inputs
--- Make every product whose data type a routine takes an input of each condition using that routine; returns how many were new.
+-- The full sweep (safety net, O(all products)): make every product a routine takes an input of each condition using it; returns how many were new.
 WITH new_rows AS (
     INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
                              mission, product_name, source_product_id)
@@ -68,6 +68,36 @@ WITH new_rows AS (
         WHERE existing.processing_condition_name = pc.name
           AND existing.input_path = p.product_path
     )
+    ORDER BY p.id
+    ON CONFLICT (processing_condition_name, input_path) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM new_rows
+
+-- name: harvester_claim_queued_products
+-- Take up to %(limit)s ids off the products-to-inputs queue (rows another pass holds are skipped); the caller's transaction makes them inputs.
+DELETE FROM hrwsi.harvester_product_queue
+WHERE product_id IN (
+    SELECT q.product_id FROM hrwsi.harvester_product_queue AS q
+    ORDER BY q.product_id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING product_id
+
+-- name: harvester_queued_products_to_inputs
+-- Make the given products (claimed off the queue) inputs of each condition whose routine takes them; returns how many were new.
+WITH new_rows AS (
+    INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
+                             mission, product_name, source_product_id)
+    SELECT pc.name, source.date, source.tile, source.measurement_day, p.product_path,
+           source.mission, substring(p.product_path FROM '[^/]+$'), p.id
+    FROM hrwsi.products AS p
+    JOIN hrwsi.product_type AS pt ON pt.id = p.product_type_id
+    JOIN hrwsi.processing_routine AS r ON r.input_type = pt.data_type
+    JOIN hrwsi.processing_condition AS pc ON pc.processing_routine_name = r.name
+    JOIN hrwsi.input AS source ON source.id = p.input_fk_id
+    WHERE p.id = ANY(%(ids)s::bigint[])
     ORDER BY p.id
     ON CONFLICT (processing_condition_name, input_path) DO NOTHING
     RETURNING 1
