@@ -1,8 +1,10 @@
 """CDSE OData product records (JSON objects) into :class:`products.CatalogueProduct` values.
 
 A record that cannot be used raises :class:`errors.MalformedRecord` with a short ``reason``
-(``not_an_object``, ``missing_field``, ``bad_timestamp``, ``bad_name``, ``bad_attribute``):
-the caller logs and skips it and keeps the rest of its page.
+(``not_an_object``, ``missing_field``, ``bad_text``, ``bad_timestamp``, ``bad_name``,
+``bad_attribute``): the caller logs and skips it and keeps the rest of its page. A text
+PostgreSQL cannot store (a NUL character, a lone surrogate) is ``bad_text``: stored, it would
+fail its whole page's transaction on every retry and block the query's watermark for good.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def parse_timestamp(text: str) -> datetime:
         else:
             if stamp.tzinfo is None:
                 return stamp.replace(tzinfo=UTC)
-            return stamp.astimezone(UTC)
+            return _utc(stamp)
     match = _TIMESTAMP.match(text.strip())
     if match is None:
         raise ValueError(f"{text!r} is not an ISO-8601 timestamp")
@@ -51,7 +53,15 @@ def parse_timestamp(text: str) -> datetime:
         offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
         tz = timezone(sign * offset)
     stamp = datetime(year, month, day, hour, minute, second, int(fraction), tzinfo=tz)
-    return stamp.astimezone(UTC)
+    return _utc(stamp)
+
+
+def _utc(stamp: datetime) -> datetime:
+    try:
+        return stamp.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is a year 0 in UTC.
+        raise ValueError(f"{stamp.isoformat()} is out of range in UTC") from None
 
 
 def format_timestamp(stamp: datetime) -> str:
@@ -72,10 +82,23 @@ def attribute(record: Mapping[str, Any], name: str) -> Any:
     return None
 
 
+def storable(text: str) -> bool:
+    """Whether PostgreSQL can store the text: no NUL character, valid UTF-8 (no lone surrogate)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text(record: Mapping[str, Any], key: str, record_id: str) -> str:
     value = record.get(key)
     if not isinstance(value, str) or not value:
         raise errors.MalformedRecord("missing_field", f"{key} is missing", record_id=record_id)
+    if not storable(value):
+        raise errors.MalformedRecord("bad_text", f"{key} {value!r}", record_id=record_id)
     return value
 
 
@@ -93,10 +116,15 @@ def _relative_orbit(record: Mapping[str, Any], record_id: str) -> int | None:
     try:
         # ValueType is not to be trusted (integers are served as strings at times).
         orbit = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        orbit = 0
+    # Sentinel-1 repeats its ground track every 175 orbits: 0, -3, 1e999, 12.5 or true are
+    # not relative orbits.
+    fractional = isinstance(value, float) and not value.is_integer()
+    if not 1 <= orbit <= 175 or fractional or isinstance(value, bool):
         raise errors.MalformedRecord(
             "bad_attribute", f"relativeOrbitNumber {value!r}", record_id=record_id
-        ) from None
+        )
     return orbit
 
 
@@ -108,6 +136,8 @@ def normalise(record: Any) -> products.CatalogueProduct:
     record_id = raw_id if isinstance(raw_id, str) else ""
     if not record_id:
         raise errors.MalformedRecord("missing_field", "Id is missing")
+    if not storable(record_id):
+        raise errors.MalformedRecord("bad_text", f"Id {record_id!r}")
     name = _text(record, "Name", record_id)
     s3_path = _text(record, "S3Path", record_id)
     publication = _time(record.get("PublicationDate"), "PublicationDate", record_id)
