@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import psycopg
-from launcher_support import add_chain, config, has_ended, rows, statuses
+from launcher_support import add_chain, config, dispatch_keys, has_ended, rows, statuses
 
+from hrwsi.config import RetryConfig
 from hrwsi.executors.base import Outcome, RunState
 from hrwsi.executors.fake import FakeExecutor
 from hrwsi.services.launcher import LauncherService
@@ -70,3 +71,25 @@ async def test_two_launchers_recording_overlapping_groups_record_once(
     for task, key in zip(tasks, keys, strict=True):
         assert await statuses(conn, task) == [(key, STARTED), (key, PROCESSED)]
     assert await rows(conn, "SELECT count(*) FROM hrwsi.products") == [(len(tasks),)]
+
+
+async def test_recording_a_processed_task_dispatches_its_successor_at_once(
+    db_url: str, conn: psycopg.AsyncConnection
+) -> None:
+    """The next task of a chain is dispatched by the recording itself, with no reconcile pass,
+    and a failed-for-good predecessor releases its successor the same way."""
+    a, b, c = await add_chain(conn, 3)
+    fake = FakeExecutor(auto=False)
+    cfg = config(retry=RetryConfig(max_attempts_per_task=1, internal_error_retries=0))
+    service = LauncherService(cfg, db_url, fake)
+    try:
+        await service.reconcile()
+        ka, kb = f"task-{a}-attempt-1", f"task-{b}-attempt-1"
+        assert await service.record_outcomes([Outcome(ka, RunState.PROCESSED)])
+        assert await dispatch_keys(conn, b) == [kb]
+        assert await dispatch_keys(conn, c) == []
+        assert await service.record_outcomes([Outcome(kb, RunState.INTERNAL_ERROR, "exit 1")])
+        assert await has_ended(conn, b)
+        assert await dispatch_keys(conn, c) == [f"task-{c}-attempt-1"]
+    finally:
+        await service.aclose()
