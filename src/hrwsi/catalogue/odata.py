@@ -178,6 +178,10 @@ class ODataClient:
                 yield page
                 next_link = body.get("@odata.nextLink")
                 if isinstance(next_link, str) and next_link:
+                    if next_link == url:
+                        raise errors.CatalogueRejected(
+                            "the page links to itself as the next page", url=url
+                        )
                     url, params = next_link, None
                     continue
                 full_without_next = len(value) >= self.page_size
@@ -262,6 +266,12 @@ class ODataClient:
             raise errors.CatalogueTransient(f"timeout: {exc!r}", url=url) from exc
         except httpx.TransportError as exc:
             raise errors.CatalogueTransient(f"transport error: {exc!r}", url=url) from exc
+        except httpx.RequestError as exc:
+            # A body that does not decode (corrupt gzip), a redirect loop.
+            raise errors.CatalogueTransient(f"request failed: {exc!r}", url=url) from exc
+        except (httpx.InvalidURL, ValueError) as exc:
+            # A nextLink that is not a URL: asking again will not mend it.
+            raise errors.CatalogueRejected(f"not a URL: {exc}", url=url) from exc
         status = response.status_code
         where = str(response.request.url)
         if status == 429:
