@@ -125,8 +125,9 @@ def harvest(
         common.fail("--from and --to go together")
     cfg = common.load_config()
     queries = _queries(cfg, query)
-    start = _day(from_day, "--from") if from_day else None
-    end = _day(to_day, "--to") if to_day else None
+    # "is not None": an empty --from is a bad day, not a near-real-time pass.
+    start = _day(from_day, "--from") if from_day is not None else None
+    end = _day(to_day, "--to") if to_day is not None else None
     if start is not None and end is not None and end < start:
         common.fail("--to is before --from")
     database = common.open_database(cfg)
