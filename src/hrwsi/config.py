@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import psycopg
+from psycopg import conninfo
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -77,6 +79,18 @@ class DatabaseConfig(_Section):
         raw = value.get_secret_value()
         if not (raw.startswith(("postgresql://", "postgres://")) or "=" in raw):
             raise ValueError("must be a postgresql:// URL or a libpq key=value string")
+        # Checked here, once, with a message that never quotes the value: libpq's own errors
+        # quote the faulty part ('invalid percent-encoded token: "<password>"'), and a bad
+        # port made every later printing of the database description crash.
+        try:
+            params = conninfo.conninfo_to_dict(raw)
+        except psycopg.Error:
+            raise ValueError(
+                "is not a valid connection string (value not shown: it may hold a password)"
+            ) from None
+        ports = str(params.get("port") or "")
+        if ports and not all(p.strip().isdigit() for p in ports.split(",")):
+            raise ValueError("has a port that is not a number")
         return value
 
 
