@@ -233,12 +233,14 @@ class NomadClient:
             return 0
 
     @staticmethod
-    def _json(response: httpx.Response) -> Any:
+    def _json(response: httpx.Response, *, secret: bool = False) -> Any:
+        """The JSON body; a body that is not JSON is quoted in the error unless ``secret``."""
         try:
             return response.json()
         except ValueError as exc:
+            shown = "(not shown: it may hold secrets)" if secret else repr(response.text[:200])
             raise errors.ExecutorTransient(
-                f"Nomad sent a body that is not JSON: {response.text[:200]!r}",
+                f"Nomad sent a body that is not JSON: {shown}",
                 status_code=response.status_code,
                 url=str(response.request.url.path),
             ) from exc
@@ -370,8 +372,11 @@ class NomadClient:
     # -- variables (where the runs' secrets live) ------------------------------------------
 
     async def get_variable(self, path: str) -> Indexed[dict[str, Any]]:
-        """A Nomad variable (``Items`` holds its values); 404 raises :class:`JobNotFound`."""
-        return await self._read(f"/v1/var/{quote(path, safe='/')}", None, None, {})
+        """A Nomad variable (``Items`` holds its values); 404 raises :class:`JobNotFound`.
+
+        Its values are secrets: a cut or garbled body is never quoted in the error."""
+        response = await self._request("GET", f"/v1/var/{quote(path, safe='/')}")
+        return Indexed(self._json(response, secret=True), self._index(response))
 
     async def put_variable(self, path: str, items: Mapping[str, str]) -> None:
         """Write a Nomad variable (replacing its items). The body is never logged."""
