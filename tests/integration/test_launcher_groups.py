@@ -8,6 +8,7 @@ import psycopg
 from launcher_support import add_chain, config, dispatch_keys, has_ended, rows, statuses
 
 from hrwsi.config import RetryConfig
+from hrwsi.db import queries
 from hrwsi.executors.base import Outcome, RunState
 from hrwsi.executors.fake import FakeExecutor
 from hrwsi.services.launcher import LauncherService
@@ -93,3 +94,27 @@ async def test_recording_a_processed_task_dispatches_its_successor_at_once(
         assert await dispatch_keys(conn, c) == [f"task-{c}-attempt-1"]
     finally:
         await service.aclose()
+
+
+async def test_a_follow_pass_does_not_resubmit_a_run_recorded_since_it_listed_it(
+    db_url: str, conn: psycopg.AsyncConnection
+) -> None:
+    """A dispatch listed open, then recorded and forgotten by the recorder, is not run again."""
+    (a,) = await add_chain(conn, 1)
+    fake = FakeExecutor(auto=False)
+    service = LauncherService(config(), db_url, fake)
+    try:
+        await service.reconcile()
+        key = f"task-{a}-attempt-1"
+        cur = await conn.execute(queries.get("launcher_open_dispatches"))
+        names = [c.name for c in cur.description or ()]
+        stale = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+        assert [r["key"] for r in stale] == [key]
+        fake.emit(key, RunState.PROCESSED, "exit code 0")
+        assert await service.record_outcomes([await fake.status(key)])
+        assert (await fake.status(key)).state is RunState.UNKNOWN  # forgotten
+        await service._follow(await service._conn("reconcile"), stale[0])
+        assert [k for op, k in fake.calls if op == "submit"] == [key]
+    finally:
+        await service.aclose()
+    assert await statuses(conn, a) == [(key, PROCESSED)]

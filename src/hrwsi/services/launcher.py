@@ -293,31 +293,43 @@ class LauncherService:
     async def _follow_open(self, conn: Connection) -> None:
         cur = await conn.execute(queries.get("launcher_open_dispatches"))
         for row in await cur.fetchall():
-            key = row["key"]
-            parsed = parse_key(key)
-            try:
-                outcome = await self.executor.status(key)
-            except errors.ExecutorError as exc:
-                log.warning("launcher.status_failed", extra={"key": key, "error": str(exc)})
-                continue
-            if outcome.state is RunState.UNKNOWN:
-                attempt = self._attempt(row, parsed[1]) if parsed else None
-                if attempt is None or attempt.key != key:
-                    await self._record(
-                        conn,
-                        Outcome(
-                            key,
-                            RunState.EXTERNAL_ERROR,
-                            "the executor has no record of this dispatch and it cannot be rebuilt",
-                        ),
-                    )
-                    continue
-                log.info("launcher.resubmitted", extra={"key": key})
-                await self._submit(conn, attempt)
-            elif outcome.state is RunState.STARTED and row["started"]:
-                continue
-            elif outcome.state is not RunState.SUBMITTED:
-                await self._record(conn, outcome)
+            await self._follow(conn, row)
+
+    async def _follow(self, conn: Connection, row: dict[str, Any]) -> None:
+        """Catch up one dispatch that was open when the follow pass listed it."""
+        key = row["key"]
+        parsed = parse_key(key)
+        try:
+            outcome = await self.executor.status(key)
+        except errors.ExecutorError as exc:
+            log.warning("launcher.status_failed", extra={"key": key, "error": str(exc)})
+            return
+        if outcome.state is RunState.UNKNOWN:
+            # The recorder may have recorded its end and made the executor forget it since
+            # the list was read: then it is not lost, and submitting it again would run it twice.
+            cur = await conn.execute(
+                queries.get("launcher_dispatches_recorded"), {"ids": [row["dispatch_id"]]}
+            )
+            recorded = await cur.fetchone()
+            if recorded is not None and recorded["has_terminal"]:
+                return
+            attempt = self._attempt(row, parsed[1]) if parsed else None
+            if attempt is None or attempt.key != key:
+                await self._record(
+                    conn,
+                    Outcome(
+                        key,
+                        RunState.EXTERNAL_ERROR,
+                        "the executor has no record of this dispatch and it cannot be rebuilt",
+                    ),
+                )
+                return
+            log.info("launcher.resubmitted", extra={"key": key})
+            await self._submit(conn, attempt)
+        elif outcome.state is RunState.STARTED and row["started"]:
+            return
+        elif outcome.state is not RunState.SUBMITTED:
+            await self._record(conn, outcome)
 
     # -- retry wake-up -------------------------------------------------------------------
 
