@@ -232,33 +232,31 @@ WHERE id = ANY(%(task_ids)s::bigint[]) AND has_ended IS NOT TRUE
 
 -- name: launcher_claim_successors
 -- Lock up to %(limit)s undispatched tasks chained after the given inputs that are now ready.
+-- (Per-row scalar subqueries with LIMIT: never hashed over the whole history.)
 SELECT pt.id AS task_id, 1 AS attempt,
        i.id AS input_id, i.processing_condition_name, i.tile, i.date, i.input_path,
-       vm.name AS vm_name
+       (SELECT vm.name FROM hrwsi.virtual_machine AS vm
+        WHERE vm.id = pt.virtual_machine_id) AS vm_name
 FROM hrwsi.processing_tasks AS pt
 JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
-JOIN hrwsi.virtual_machine AS vm ON vm.id = pt.virtual_machine_id
 WHERE pt.preceding_input_id = ANY(%(input_ids)s::bigint[])
   AND pt.has_ended = false
-  AND NOT EXISTS (
-      SELECT 1 FROM hrwsi.nomad_job_dispatch AS d WHERE d.processing_task_fk_id = pt.id
-  )
+  AND (SELECT d.id FROM hrwsi.nomad_job_dispatch AS d
+       WHERE d.processing_task_fk_id = pt.id LIMIT 1) IS NULL
   AND (
       -- v1: some task of the preceding input is processed
-      EXISTS (
-          SELECT 1
-          FROM hrwsi.processing_tasks AS prev
-          JOIN hrwsi.nomad_job_dispatch AS pd ON pd.processing_task_fk_id = prev.id
-          JOIN hrwsi.processing_status_workflow AS pw ON pw.nomad_job_dispatch_fk_id = pd.id
-          WHERE prev.input_fk_id = pt.preceding_input_id AND pw.processing_status_id = 2
-      )
+      (SELECT pw.id
+       FROM hrwsi.processing_tasks AS prev
+       JOIN hrwsi.nomad_job_dispatch AS pd ON pd.processing_task_fk_id = prev.id
+       JOIN hrwsi.processing_status_workflow AS pw ON pw.nomad_job_dispatch_fk_id = pd.id
+       WHERE prev.input_fk_id = pt.preceding_input_id AND pw.processing_status_id = 2
+       LIMIT 1) IS NOT NULL
       -- skip and continue: the preceding task on this VM has ended, or there is none any more
-      OR NOT EXISTS (
-          SELECT 1 FROM hrwsi.processing_tasks AS prev
+      OR (SELECT prev.id FROM hrwsi.processing_tasks AS prev
           WHERE prev.input_fk_id = pt.preceding_input_id
             AND prev.virtual_machine_id = pt.virtual_machine_id
             AND prev.has_ended IS NOT TRUE
-      )
+          LIMIT 1) IS NULL
   )
 ORDER BY pt.id
 LIMIT %(limit)s
