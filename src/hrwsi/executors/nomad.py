@@ -385,17 +385,24 @@ class NomadExecutor:
                     run_id=job_id,
                 )
             return Outcome(key, RunState.UNKNOWN, "no such Nomad job", run_id=job_id)
-        if allocs:
-            latest = max(allocs, key=lambda a: int(a.get("CreateIndex") or 0))
-            state, message, exit_code = classify_allocation(latest)
-            return Outcome(key, state, message, exit_code, run_id=job_id)
-        if job.get("Stop"):
-            message = "cancelled: stopped before it was placed"
-            return Outcome(key, RunState.EXTERNAL_ERROR, message, run_id=job_id)
-        if job.get("Status") == "dead":
-            message = "lost track: the job is dead without any allocation"
-            return Outcome(key, RunState.EXTERNAL_ERROR, message, run_id=job_id)
-        return await self._check_placement(key, job)
+        try:
+            if allocs:
+                latest = max(allocs, key=lambda a: int(a.get("CreateIndex") or 0))
+                state, message, exit_code = classify_allocation(latest)
+                return Outcome(key, state, message, exit_code, run_id=job_id)
+            if job.get("Stop"):
+                message = "cancelled: stopped before it was placed"
+                return Outcome(key, RunState.EXTERNAL_ERROR, message, run_id=job_id)
+            if job.get("Status") == "dead":
+                message = "lost track: the job is dead without any allocation"
+                return Outcome(key, RunState.EXTERNAL_ERROR, message, run_id=job_id)
+            return await self._check_placement(key, job)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # A reply not shaped like Nomad's (a proxy, a version change): this read failed,
+            # the run is still followed and read again on the next sweep.
+            raise errors.ExecutorTransient(
+                f"Nomad sent a job or allocation that cannot be read: {exc!r}", url=job_id
+            ) from exc
 
     async def _check_placement(self, key: str, job: Mapping[str, Any]) -> Outcome:
         job_id = self.job_id(key)
@@ -514,7 +521,13 @@ class NomadExecutor:
                 await asyncio.sleep(self._settings.sweep_interval_s)
                 continue
             index = listing.index if listing.index > 0 else None
-            await self._sweep(listing.value)
+            try:
+                await self._sweep(listing.value)
+            except Exception as exc:
+                # A listing not shaped like Nomad's must not end the reconcile path for good
+                # (nothing awaits this task until aclose): log, and sweep again next time.
+                log.error("nomad.sweep_crashed", extra={"error": repr(exc)})
+                index = None
             # At most about four passes per interval however busy the cluster is.
             pause = self._settings.sweep_interval_s / 4 - (time.monotonic() - started)
             await asyncio.sleep(max(pause, 0.0))
