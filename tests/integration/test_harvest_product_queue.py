@@ -4,6 +4,7 @@ exactly once under concurrency and across commits that race a pass."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -166,4 +167,44 @@ async def test_the_sweep_catches_what_the_queue_lost(
         await service.aclose()
     assert await _fsc_paths(conn) == ["/products/L2A_1", "/products/L2A_2"]
     await conn.execute(migration.sql)
+    assert await _queued(conn) == 0
+
+
+async def test_a_pass_cancelled_mid_statement_loses_nothing(
+    conn: psycopg.AsyncConnection, db_url: str
+) -> None:
+    """A reconcile cancelled while its insert waits on another transaction rolls back: the
+    product stays queued and the next pass (on a fresh connection) makes its input."""
+    source = await _source_input(conn)
+    service = harvester.HarvesterService(_config(), db_url)
+    service.sweep_interval_s = 3600.0
+    try:
+        await service.reconcile()
+        await _add_l2a(conn, source, 1, 1)
+        async with await psycopg.AsyncConnection.connect(db_url) as other:
+            # An uncommitted input on the same key: the pass's insert waits for it.
+            await other.execute(
+                "INSERT INTO hrwsi.input (processing_condition_name, date, tile,"
+                " measurement_day, input_path, mission) VALUES ('FSC_PC', now(), '31TCH',"
+                " 20250301, '/products/L2A_1', 'S2')"
+            )
+            task = asyncio.create_task(service.reconcile())
+            for _ in range(200):
+                cursor = await conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+                row = await cursor.fetchone()
+                if row is not None and row[0] > 0:
+                    break
+                await asyncio.sleep(0.02)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await other.rollback()
+        assert await _queued(conn) == 1
+        await asyncio.wait_for(service.reconcile(), 10)
+    finally:
+        await service.aclose()
+    assert await _fsc_paths(conn) == ["/products/L2A_1"]
     assert await _queued(conn) == 0
