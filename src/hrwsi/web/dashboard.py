@@ -6,6 +6,7 @@ seconds; ``GET /healthz`` answers 200 when the database answers. Nothing here wr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 from collections.abc import AsyncIterator
@@ -84,14 +85,24 @@ refresh(); setInterval(refresh, {refresh_ms});
 
 def create_app(db_url: str, *, title: str = "dashboard", refresh_s: float = 3.0) -> Starlette:
     """The dashboard application over the database at ``db_url``."""
+    # One connection shared by every request (psycopg serialises its queries); the lock
+    # makes the first requests of a burst open one connection, not one each (left open).
     state: dict[str, psycopg.AsyncConnection[Any]] = {}
+    opening = asyncio.Lock()
 
     async def _conn() -> psycopg.AsyncConnection[Any]:
-        conn = state.get("conn")
-        if conn is None or conn.closed:
-            conn = await connect.connect(db_url, autocommit=True)
-            state["conn"] = conn
-        return conn
+        async with opening:
+            conn = state.get("conn")
+            if conn is None or conn.closed:
+                conn = await connect.connect(db_url, autocommit=True)
+                state["conn"] = conn
+            return conn
+
+    async def _drop() -> None:
+        conn = state.pop("conn", None)
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
 
     async def page(request: Request) -> Response:
         body = PAGE.format(title=html.escape(title), refresh_ms=int(refresh_s * 1000))
@@ -101,23 +112,21 @@ def create_app(db_url: str, *, title: str = "dashboard", refresh_s: float = 3.0)
         try:
             return JSONResponse(await snapshot(await _conn()))
         except (psycopg.Error, errors.DatabaseError) as exc:
-            state.pop("conn", None)
+            await _drop()
             return JSONResponse({"error": f"database: {type(exc).__name__}"}, status_code=503)
 
     async def health(request: Request) -> Response:
         try:
             await (await _conn()).execute("SELECT 1")
         except (psycopg.Error, errors.DatabaseError):
-            state.pop("conn", None)
+            await _drop()
             return Response("database unreachable\n", status_code=503, media_type="text/plain")
         return Response("ok\n", media_type="text/plain")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        conn = state.pop("conn", None)
-        if conn is not None:
-            await conn.close()
+        await _drop()
 
     return Starlette(
         routes=[
