@@ -156,6 +156,8 @@ class HarvesterConfig(_Section):
     overlap_minutes: Annotated[float, Field(ge=0)] = 10.0
     batch_size: PositiveInt = 1000
     queries: tuple[HarvestQuery, ...] = ()
+    # Products → inputs follow a queue; this full sweep over every product is the safety net.
+    products_sweep_minutes: PositiveFloat = 60.0
 
 
 class RoutineConfig(_Section):

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import psycopg
+import pytest
 
 from hrwsi.catalogue import products_source
 from hrwsi.config import Config, HarvesterConfig
@@ -208,3 +209,26 @@ async def test_a_pass_cancelled_mid_statement_loses_nothing(
         await service.aclose()
     assert await _fsc_paths(conn) == ["/products/L2A_1"]
     assert await _queued(conn) == 0
+
+
+async def test_the_sweep_runs_again_after_its_interval(
+    conn: psycopg.AsyncConnection, db_url: str
+) -> None:
+    """With products_sweep_minutes elapsed, a pass sweeps again and catches a product whose
+    queue row was lost; before that, passes read only the queue."""
+    source = await _source_input(conn)
+    config = Config(harvester=HarvesterConfig(products_sweep_minutes=0.001))
+    service = harvester.HarvesterService(config, db_url)
+    assert service.sweep_interval_s == pytest.approx(0.06)
+    try:
+        await service.reconcile()
+        await _add_l2a(conn, source, 1, 1)
+        await conn.execute("DELETE FROM hrwsi.harvester_product_queue")
+        service.sweep_interval_s = 3600.0
+        await service.reconcile()
+        assert await _fsc_paths(conn) == []
+        service.sweep_interval_s = 0.0
+        await service.reconcile()
+    finally:
+        await service.aclose()
+    assert await _fsc_paths(conn) == ["/products/L2A_1"]

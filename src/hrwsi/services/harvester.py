@@ -3,7 +3,7 @@
 * ``reconcile()`` — products → inputs (an L2A product becomes an ``FSC_PC`` input), woken
   by ``product_insertion`` and ``processing_tasks_state_processed``: the products queued since
   the last pass (O(new products)), plus a full sweep over every product on the first pass
-  and every ``sweep_interval_s`` (see :mod:`hrwsi.catalogue.products_source`).
+  and every ``harvester.products_sweep_minutes`` (see :mod:`hrwsi.catalogue.products_source`).
 * ``background(stop)`` — a near-real-time catalogue pass every
   ``config.harvester.interval_minutes``: each configured query resumes from its persisted
   watermark (less ``overlap_minutes`` for late-indexed records), never reaching back past
@@ -356,7 +356,7 @@ class HarvesterService:
         self._clock = clock
         self._reconcile_conn: Connection | None = None
         self._nrt_conn: Connection | None = None
-        self.sweep_interval_s = 10 * self.interval_s
+        self.sweep_interval_s = config.harvester.products_sweep_minutes * 60
         self._swept_at: float | None = None
 
     async def _open(self, current: Connection | None) -> Connection:
