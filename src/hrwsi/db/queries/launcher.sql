@@ -232,32 +232,43 @@ WHERE id = ANY(%(task_ids)s::bigint[]) AND has_ended IS NOT TRUE
 
 -- name: launcher_claim_successors
 -- Lock up to %(limit)s undispatched tasks chained after the given inputs that are now ready.
--- (Per-row scalar subqueries with LIMIT: never hashed over the whole history.)
-SELECT pt.id AS task_id, 1 AS attempt,
+-- Every lookup is a per-row index probe (scalar subqueries with LIMIT): the plan stays a few
+-- index reads whatever the table statistics say (fresh tables are not analyzed yet).
+WITH candidate AS MATERIALIZED (
+    SELECT pt.id, pt.input_fk_id, pt.virtual_machine_id, pt.preceding_input_id
+    FROM hrwsi.processing_tasks AS pt
+    WHERE pt.preceding_input_id = ANY(%(input_ids)s::bigint[]) AND pt.has_ended = false
+    ORDER BY pt.id
+    FOR UPDATE SKIP LOCKED
+)
+SELECT c.id AS task_id, 1 AS attempt,
        i.id AS input_id, i.processing_condition_name, i.tile, i.date, i.input_path,
        (SELECT vm.name FROM hrwsi.virtual_machine AS vm
-        WHERE vm.id = pt.virtual_machine_id) AS vm_name
-FROM hrwsi.processing_tasks AS pt
-JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
-WHERE pt.preceding_input_id = ANY(%(input_ids)s::bigint[])
-  AND pt.has_ended = false
-  AND (SELECT d.id FROM hrwsi.nomad_job_dispatch AS d
-       WHERE d.processing_task_fk_id = pt.id LIMIT 1) IS NULL
+        WHERE vm.id = c.virtual_machine_id) AS vm_name
+FROM candidate AS c
+CROSS JOIN LATERAL (
+    SELECT x.id, x.processing_condition_name, x.tile, x.date, x.input_path
+    FROM hrwsi.input AS x WHERE x.id = c.input_fk_id LIMIT 1
+) AS i
+WHERE (SELECT d.id FROM hrwsi.nomad_job_dispatch AS d
+       WHERE d.processing_task_fk_id = c.id LIMIT 1) IS NULL
   AND (
       -- v1: some task of the preceding input is processed
-      (SELECT pw.id
-       FROM hrwsi.processing_tasks AS prev
-       JOIN hrwsi.nomad_job_dispatch AS pd ON pd.processing_task_fk_id = prev.id
-       JOIN hrwsi.processing_status_workflow AS pw ON pw.nomad_job_dispatch_fk_id = pd.id
-       WHERE prev.input_fk_id = pt.preceding_input_id AND pw.processing_status_id = 2
+      (SELECT prev.id FROM hrwsi.processing_tasks AS prev
+       WHERE prev.input_fk_id = c.preceding_input_id
+         AND (SELECT pd.id FROM hrwsi.nomad_job_dispatch AS pd
+              WHERE pd.processing_task_fk_id = prev.id
+                AND (SELECT pw.id FROM hrwsi.processing_status_workflow AS pw
+                     WHERE pw.nomad_job_dispatch_fk_id = pd.id AND pw.processing_status_id = 2
+                     LIMIT 1) IS NOT NULL
+              LIMIT 1) IS NOT NULL
        LIMIT 1) IS NOT NULL
       -- skip and continue: the preceding task on this VM has ended, or there is none any more
       OR (SELECT prev.id FROM hrwsi.processing_tasks AS prev
-          WHERE prev.input_fk_id = pt.preceding_input_id
-            AND prev.virtual_machine_id = pt.virtual_machine_id
+          WHERE prev.input_fk_id = c.preceding_input_id
+            AND prev.virtual_machine_id = c.virtual_machine_id
             AND prev.has_ended IS NOT TRUE
           LIMIT 1) IS NULL
   )
-ORDER BY pt.id
+ORDER BY c.id
 LIMIT %(limit)s
-FOR UPDATE OF pt SKIP LOCKED
