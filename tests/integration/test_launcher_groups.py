@@ -113,7 +113,7 @@ async def test_a_follow_pass_does_not_resubmit_a_run_recorded_since_it_listed_it
         fake.emit(key, RunState.PROCESSED, "exit code 0")
         assert await service.record_outcomes([await fake.status(key)])
         assert (await fake.status(key)).state is RunState.UNKNOWN  # forgotten
-        await service._follow(await service._conn("reconcile"), stale[0])
+        await service._follow(await service._conn("reconcile"), stale)
         assert [k for op, k in fake.calls if op == "submit"] == [key]
     finally:
         await service.aclose()

@@ -292,44 +292,57 @@ class LauncherService:
 
     async def _follow_open(self, conn: Connection) -> None:
         cur = await conn.execute(queries.get("launcher_open_dispatches"))
-        for row in await cur.fetchall():
-            await self._follow(conn, row)
+        await self._follow(conn, await cur.fetchall())
 
-    async def _follow(self, conn: Connection, row: dict[str, Any]) -> None:
-        """Catch up one dispatch that was open when the follow pass listed it."""
-        key = row["key"]
-        parsed = parse_key(key)
-        try:
-            outcome = await self.executor.status(key)
-        except errors.ExecutorError as exc:
-            log.warning("launcher.status_failed", extra={"key": key, "error": str(exc)})
+    async def _follow(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Catch up dispatches that were open when the follow pass listed them: what the
+        executor reports is recorded as one group; a dispatch it does not know is submitted
+        again (same key), unless it has been recorded as ended since the list was read."""
+        observed: list[Outcome] = []
+        unknown: list[dict[str, Any]] = []
+        for row in rows:
+            try:
+                outcome = await self.executor.status(row["key"])
+            except errors.ExecutorError as exc:
+                log.warning("launcher.status_failed", extra={"key": row["key"], "error": str(exc)})
+                continue
+            if outcome.state is RunState.UNKNOWN:
+                unknown.append(row)
+            elif outcome.state is RunState.STARTED and row["started"]:
+                continue
+            elif outcome.state is not RunState.SUBMITTED:
+                observed.append(outcome)
+        if observed:
+            await self._record_group(conn, observed)
+        if not unknown:
             return
-        if outcome.state is RunState.UNKNOWN:
-            # The recorder may have recorded its end and made the executor forget it since
-            # the list was read: then it is not lost, and submitting it again would run it twice.
-            cur = await conn.execute(
-                queries.get("launcher_dispatches_recorded"), {"ids": [row["dispatch_id"]]}
-            )
-            recorded = await cur.fetchone()
-            if recorded is not None and recorded["has_terminal"]:
-                return
+        # The recorder may have recorded their end and made the executor forget them since
+        # the list was read: then they are not lost, and submitting again would run them twice.
+        cur = await conn.execute(
+            queries.get("launcher_dispatches_recorded"),
+            {"ids": [row["dispatch_id"] for row in unknown]},
+        )
+        ended = {r["dispatch_id"] for r in await cur.fetchall() if r["has_terminal"]}
+        lost: list[Outcome] = []
+        for row in unknown:
+            if row["dispatch_id"] in ended:
+                continue
+            key = row["key"]
+            parsed = parse_key(key)
             attempt = self._attempt(row, parsed[1]) if parsed else None
             if attempt is None or attempt.key != key:
-                await self._record(
-                    conn,
+                lost.append(
                     Outcome(
                         key,
                         RunState.EXTERNAL_ERROR,
                         "the executor has no record of this dispatch and it cannot be rebuilt",
-                    ),
+                    )
                 )
-                return
+                continue
             log.info("launcher.resubmitted", extra={"key": key})
             await self._submit(conn, attempt)
-        elif outcome.state is RunState.STARTED and row["started"]:
-            return
-        elif outcome.state is not RunState.SUBMITTED:
-            await self._record(conn, outcome)
+        if lost:
+            await self._record_group(conn, lost)
 
     # -- retry wake-up -------------------------------------------------------------------
 
