@@ -155,8 +155,9 @@ class LocalExecutor:
         self.data_root.mkdir(parents=True, exist_ok=True)
         self._runs: dict[str, _Run] = {}
         self._queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
-        self._slots = asyncio.Condition()
-        self._running = 0
+        # FIFO, one waiter woken per freed slot (a Condition's notify_all woke every queued
+        # run on every completion: quadratic with a thousand runs queued).
+        self._slots = asyncio.Semaphore(max_parallel)
         self._closed = False
         self._reapers: set[asyncio.Future[int]] = set()
 
@@ -291,18 +292,14 @@ class LocalExecutor:
         return command
 
     async def _take_slot(self, run: _Run) -> None:
-        async with self._slots:
-            await self._slots.wait_for(lambda: self._running < self.max_parallel)
-            self._running += 1
-            run.holds_slot = True
+        await self._slots.acquire()
+        run.holds_slot = True
 
     async def _release_slot(self, run: _Run) -> None:
         if not run.holds_slot:
             return
         run.holds_slot = False
-        async with self._slots:
-            self._running -= 1
-            self._slots.notify_all()
+        self._slots.release()
 
     async def _launch(self, run: _Run, attempt: Attempt) -> None:
         try:
