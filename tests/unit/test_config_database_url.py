@@ -43,3 +43,18 @@ def test_valid_urls_are_accepted(url: str) -> None:
     loaded = config.load(env={"HRWSI_DATABASE_URL": url})
     assert loaded.database.url is not None
     assert loaded.database.url.get_secret_value() == url
+
+
+async def test_connect_never_quotes_a_malformed_url_with_its_password() -> None:
+    """A connection string libpq cannot parse fails as DatabaseError without the password."""
+    import pytest as _pytest
+
+    from hrwsi.db import connect
+    from hrwsi.domain import errors as _errors
+
+    url = "postgresql://user:hunter2%zzsecret@127.0.0.1:5432/db"
+    with _pytest.raises(_errors.DatabaseError) as caught:
+        await connect.connect(url)
+    assert "hunter2" not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert "hunter2" not in connect.describe("postgresql://u:hunter2@host:notaport/db")

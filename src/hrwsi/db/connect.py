@@ -37,8 +37,12 @@ def describe(url: str) -> str:
     parts = urlsplit(url)
     user = parts.username or ""
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port: still describe the rest
+        port = None
+    if port:
+        host = f"{host}:{port}"
     query = parts.query
     socket = ""
     for item in query.split("&"):
@@ -72,4 +76,10 @@ async def connect(
             url, autocommit=autocommit, connect_timeout=max(1, int(timeout_s))
         )
     except psycopg.OperationalError as exc:
+        # libpq's connection errors name host, user and database, never the password.
         raise errors.DatabaseError(f"cannot connect to {describe(url)}: {exc}") from exc
+    except psycopg.Error as exc:
+        # A malformed connection string: libpq may quote it, password included.
+        raise errors.DatabaseError(
+            f"cannot connect to {describe(url)}: malformed connection string ({type(exc).__name__})"
+        ) from None
