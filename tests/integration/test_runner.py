@@ -139,3 +139,35 @@ async def test_lost_notification_is_recovered_by_the_timer(db_url: str) -> None:
         await service.wait_seen(0)
         await _insert_inputs(db_url, 2, one_by_one=False)
         await service.wait_seen(2)
+
+
+async def test_backoff_starts_over_after_a_healthy_run(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A loop that crashes after running healthily is restarted quickly and logged in full."""
+    from hrwsi.services import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "HEALTHY_RUN_S", 0.05)
+    caplog.set_level(logging.ERROR, logger="hrwsi")
+    service = CountingService(db_url)
+    runs = 0
+
+    async def crash_after_a_while(stop: asyncio.Event) -> None:
+        nonlocal runs
+        runs += 1
+        if runs <= 4:
+            await asyncio.sleep(0.1)  # healthy for longer than HEALTHY_RUN_S
+            raise RuntimeError(f"crash {runs}")
+        await stop.wait()
+
+    service.background = crash_after_a_while  # type: ignore[method-assign]
+    runner = Runner(db_url, [service], backoff=Backoff(initial_s=0.01, max_s=30.0))
+    async with _running(runner):
+        for _ in range(300):
+            if runs >= 5:
+                break
+            await asyncio.sleep(0.01)
+    assert runs == 5  # without the reset, the 4th restart would wait seconds, not ~10 ms
+    crashes = [r for r in caplog.records if r.getMessage() == "runner.loop_crashed"]
+    assert len(crashes) == 4
+    assert all(r.exc_info for r in crashes)  # each is a first crash: logged with its traceback

@@ -31,6 +31,9 @@ from hrwsi.services.base import Service
 
 log = logging.getLogger(__name__)
 
+# A loop that ran this long before crashing is restarted as if it had never crashed.
+HEALTHY_RUN_S = 60.0
+
 
 @dataclass
 class ServiceStats:
@@ -177,12 +180,15 @@ class Runner:
     ) -> None:
         failures = 0
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 await factory()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if time.monotonic() - started >= HEALTHY_RUN_S:
+                    failures = 0  # it ran fine for a while: a fresh crash, short backoff
                 failures += 1
                 hosted.stats.failures += 1
                 hosted.stats.restarts += 1
