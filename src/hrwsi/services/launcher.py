@@ -457,7 +457,8 @@ class LauncherService:
         """One transaction: lock the group's dispatches and tasks (id order), then record each
         outcome once — ``started`` once, the first terminal state once with its product or
         retry decision — in a few set-based statements; then forget the terminal ones.
-        Returns the input ids of the tasks that reached a terminal state here."""
+        Returns the input ids of the tasks that reached a terminal state here and have a
+        task chained after them (to dispatch at once)."""
         relevant = [o for o in outcomes if o.state is RunState.STARTED or o.state.is_terminal]
         if not relevant:
             return []
@@ -539,7 +540,8 @@ class LauncherService:
                 await self.executor.forget(key)
             except errors.ExecutorError as exc:
                 log.warning("launcher.forget_failed", extra={"key": key, "error": str(exc)})
-        return [r["input_id"] for r in processed] + [r["input_id"] for r, _ in failed]
+        ended = [*processed, *(r for r, _ in failed)]
+        return [r["input_id"] for r in ended if r["has_successor"]]
 
     async def _register_products(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         wanted: list[tuple[int, str, str, int]] = []

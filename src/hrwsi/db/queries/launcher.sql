@@ -176,7 +176,10 @@ RETURNING processing_task_fk_id AS task_id
 -- Lock a group of dispatches (by attempt key) and their tasks, in id order, before recording.
 SELECT d.id AS dispatch_id, d.nomad_job_dispatch AS key, d.log_path, pt.id AS task_id,
        pt.has_ended, pt.extra_attempts,
-       i.id AS input_id, i.processing_condition_name, i.tile, i.date
+       i.id AS input_id, i.processing_condition_name, i.tile, i.date,
+       (SELECT s.id FROM hrwsi.processing_tasks AS s
+        WHERE s.preceding_input_id = pt.input_fk_id AND s.has_ended = false
+        LIMIT 1) IS NOT NULL AS has_successor
 FROM hrwsi.nomad_job_dispatch AS d
 JOIN hrwsi.processing_tasks AS pt ON pt.id = d.processing_task_fk_id
 JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
