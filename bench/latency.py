@@ -1,10 +1,16 @@
 """End-to-end reaction time and throughput: input commit → task planned → attempt dispatched.
 
-    .venv/bin/python bench/latency.py [--inputs 1000] [--bursts 10] [--throughput 10000] [--json]
+    .venv/bin/python bench/latency.py [--inputs 1000] [--bursts 10] [--throughput 10000]
+                                      [--processes 2] [--json]
 
-The orchestrator and the launcher run in this process (the runner of ``hrwsi run``) on a
-throw-away database (``HRWSI_TEST_DATABASE_URL``, else an embedded server), with the local
-executor and a no-op routine (``true``, declared as lasting 1 minute). Three measurements:
+The orchestrator and the launcher run as the real main job, ``hrwsi run``, in subprocesses —
+``--processes 1`` (the default): one ``hrwsi run --only orchestrator,launcher``;
+``--processes 2``: ``hrwsi run --only orchestrator`` and ``hrwsi run --only launcher`` side by
+side, as operators may deploy them — on a throw-away database
+(``HRWSI_TEST_DATABASE_URL``, else an embedded server), with the local executor and a no-op
+routine (``true``, declared as lasting 1 minute). This process only inserts inputs and reads
+the figures, so it competes with the services for nothing but the machine. Three
+measurements:
 
 1. one by one: ``--inputs`` inputs, each its own INSERT transaction, every 10 ms;
 2. bursts: ``--bursts`` bursts of 100 inputs committed back to back, one second apart;
@@ -39,16 +45,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 
-from hrwsi import bootstrap, logs
+from hrwsi import logs
 from hrwsi.config import (
     Config,
     DatabaseConfig,
@@ -144,16 +155,93 @@ async def _wait_processed(url: str, expected: int, timeout_s: float) -> float:
     raise TimeoutError(f"not every task was processed within {timeout_s} s")
 
 
-async def _start(config: Config, url: str) -> tuple[bootstrap.App, asyncio.Task[None]]:
-    app = await bootstrap.build(config, url, only=("orchestrator", "launcher"))
-    runner = asyncio.create_task(app.runner.run())
-    await asyncio.sleep(1.0)  # listeners connected, first passes done
-    return app, runner
+def _toml(config: Config) -> str:
+    """The bench's configuration as the TOML file ``hrwsi run`` reads."""
+    sched = config.scheduling
+    local = config.executor.local
+    noop = config.routines[0]
+    return "\n".join(
+        [
+            "[database]",
+            f"data_dir = {json.dumps(str(config.database.data_dir))}",
+            "[[routines]]",
+            f'name = "{noop.name}"',
+            "cpu = 1",
+            "ram = 1",
+            "storage = 1",
+            f"duration = {noop.duration}",
+            f'input_type = "{noop.input_type}"',
+            f'product_data_type = "{noop.product_data_type}"',
+            f'product_type_code = "{noop.product_type_code}"',
+            f"command = {json.dumps(list(noop.command))}",
+            "[[processing_conditions]]",
+            'name = "NOOP_PC"',
+            f'routine = "{noop.name}"',
+            "[scheduling]",
+            f"t_max_minutes = {sched.t_max_minutes}",
+            f"cpu_max = {sched.cpu_max}",
+            f"ram_max = {sched.ram_max}",
+            f"storage_max = {sched.storage_max}",
+            f"vm_max = {sched.vm_max}",
+            f"coalesce_ms = {sched.coalesce_ms}",
+            f"max_inputs_per_pass = {sched.max_inputs_per_pass}",
+            "[executor]",
+            f"poll_interval_s = {config.executor.poll_interval_s}",
+            "[executor.local]",
+            f"work_dir = {json.dumps(str(local.work_dir))}",
+            f"products_dir = {json.dumps(str(local.products_dir))}",
+            f"max_parallel = {local.max_parallel}",
+            "[logging]",
+            'level = "WARNING"',
+            "",
+        ]
+    )
 
 
-async def _stop(app: bootstrap.App, runner: asyncio.Task[None]) -> None:
-    app.runner.stop()
-    await runner
+@dataclass
+class Services:
+    """The ``hrwsi run`` subprocesses of one phase."""
+
+    procs: list[subprocess.Popen[bytes]]
+
+    def peak_rss_mb(self) -> float:
+        peaks = []
+        for proc in self.procs:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        return max(peaks, default=0.0)
+
+
+async def _start(config: Config, url: str, processes: int) -> Services:
+    toml = Path(tempfile.mkstemp(prefix="hrwsi-bench-", suffix=".toml")[1])
+    await asyncio.to_thread(toml.write_text, _toml(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HRWSI_")}
+    env.update(HRWSI_DATABASE_URL=url, HRWSI_CONFIG=str(toml))
+    groups = ["orchestrator,launcher"] if processes == 1 else ["orchestrator", "launcher"]
+    procs = [
+        subprocess.Popen(  # noqa: ASYNC220 - started once per phase, not on a hot path
+            [sys.executable, "-m", "hrwsi", "run", "--only", only],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for only in groups
+    ]
+    await asyncio.sleep(3.0)  # imports, listeners connected, first passes done
+    for proc in procs:
+        if proc.poll() is not None:
+            raise RuntimeError(f"hrwsi run exited with {proc.returncode}")
+    return Services(procs)
+
+
+async def _stop(services: Services) -> float:
+    peak = services.peak_rss_mb()
+    for proc in services.procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in services.procs:
+        await asyncio.to_thread(proc.wait, 30)
+    return peak
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
@@ -164,7 +252,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     url = await asyncio.to_thread(databases.create_migrated_database, admin, name, latency_config)
     results: dict[str, float] = {}
     try:
-        app, runner = await _start(latency_config, url)
+        services = await _start(latency_config, url, args.processes)
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             # 1. one by one
             since = datetime.now(UTC)
@@ -181,13 +269,14 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 await asyncio.sleep(1.0)
             await _wait_dispatched(url, since, args.bursts * 100, 120)
             bursts = await _latency_since(url, since)
-        await _stop(app, runner)
+        peak_latency = await _stop(services)
         # 3. throughput: chains of args.chain tasks
-        app, runner = await _start(bench_config(data_dir, args.parallel, args.chain), url)
+        throughput_config = bench_config(data_dir, args.parallel, args.chain)
+        services = await _start(throughput_config, url, args.processes)
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             await conn.execute(INSERT, ("through", args.throughput))
             elapsed = await _wait_processed(url, args.throughput, 600)
-        await _stop(app, runner)
+        peak_throughput = await _stop(services)
         results = {
             "p50_ms": single.p50_ms or 0.0,
             "p99_ms": single.p99_ms or 0.0,
@@ -197,7 +286,8 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             "baseline_p99_ms": v1_expected_ms(0.99),
             "tasks_per_s": args.throughput / elapsed,
             "throughput_s": elapsed,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": max(peak_latency, peak_throughput),
+            "bench_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
     finally:
         databases.drop_database(admin, name)
@@ -213,6 +303,9 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=32, help="local executor max_parallel")
     parser.add_argument(
         "--chain", type=int, default=10, help="throughput phase: t_max in routine durations"
+    )
+    parser.add_argument(
+        "--processes", type=int, choices=(1, 2), default=1, help="hrwsi run processes"
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -235,7 +328,12 @@ def main() -> None:
         f"parallel) planned, dispatched, run and recorded in "
         f"{r['throughput_s']:.1f} s = {r['tasks_per_s']:.0f} tasks/s"
     )
-    print(f"peak RSS: {r['peak_rss_mb']:.0f} MB")
+    mode = "one process" if args.processes == 1 else "orchestrator and launcher processes"
+    print(f"services: hrwsi run as {mode}; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"peak RSS: {r['peak_rss_mb']:.0f} MB per hrwsi run process,"
+        f" bench {r['bench_rss_mb']:.0f} MB"
+    )
 
 
 if __name__ == "__main__":
