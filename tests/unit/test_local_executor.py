@@ -376,3 +376,17 @@ async def test_submit_after_close_is_a_transient_error(tmp_path: Path):
     await ex.aclose()
     with pytest.raises(errors.ExecutorTransient):
         await ex.submit(attempt(routine("pass")))
+
+
+async def test_restart_reports_an_unreadable_state_file_as_lost(tmp_path: Path):
+    """A state file without a usable pid is a lost run (external_error), not a crash."""
+    work = tmp_path / "w"
+    work.mkdir(parents=True)
+    key = "task-5-attempt-1"
+    (work / f"{key}.state.json").write_text(json.dumps({"key": key, "pgid": 1}))
+    ex = LocalExecutor(work, tmp_path / "d", poll_interval_s=0.05)
+    try:
+        out = await ex.status(key)
+        assert out.state is RunState.EXTERNAL_ERROR and "lost" in out.message
+    finally:
+        await ex.aclose()

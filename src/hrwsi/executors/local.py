@@ -425,8 +425,14 @@ class LocalExecutor:
         if state is None:
             return None
         run = _Run(key=key, log_path=Path(str(state.get("log_path") or self._log_path(key))))
-        run.pid = int(state["pid"])
         self._runs[key] = run
+        try:
+            run.pid = int(state["pid"])
+        except (KeyError, TypeError, ValueError):
+            # A state file we cannot read names no process we could watch: the run is lost
+            # (external error, retried) rather than a crash of every reconcile on this key.
+            self._finish(run, RunState.EXTERNAL_ERROR, "unreadable run state file (lost)", None)
+            return run
         start_ticks = state.get("start_ticks")
         if _alive(run.pid, start_ticks if isinstance(start_ticks, int) else None):
             run.state = RunState.STARTED

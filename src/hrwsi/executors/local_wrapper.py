@@ -57,10 +57,12 @@ if ! command -v "$1" >/dev/null 2>&1; then
     mv -f "$tmp" "$exit_file"
     exit 127
 fi
+child=
+forwarded=
+trap 'forwarded=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT
 "$@" &
 child=$!
-forwarded=
-trap 'forwarded=1; kill -TERM "$child" 2>/dev/null' TERM INT
+if [ -n "$forwarded" ]; then kill -TERM "$child" 2>/dev/null; fi
 while :; do
     wait "$child"
     rc=$?
