@@ -256,7 +256,7 @@ async def test_backoff_delays_the_retry(db_url: str, conn: psycopg.AsyncConnecti
     assert len(await dispatch_keys(conn, a)) == 1
     wait = await rows(
         conn,
-        "SELECT next_attempt_at > now() + interval '30 minutes', has_ended"
+        "SELECT next_attempt_at > now() + interval '20 minutes', has_ended"
         " FROM hrwsi.processing_tasks WHERE id = %s",
         a,
     )

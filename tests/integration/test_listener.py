@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from hrwsi.db import embedded
 from hrwsi.db.listener import Backoff, Listener
@@ -138,24 +139,38 @@ async def test_survives_server_restart(tmp_path: Path) -> None:
         url = databases.create_database(server.admin_url, "restart_test")
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as setup:
             await setup.execute("CREATE TABLE work (id int PRIMARY KEY)")
-        reconcile = _Reconciler(url)
+            await setup.execute("CREATE ROLE hrwsi_listener LOGIN")
+            await setup.execute("GRANT SELECT ON work TO hrwsi_listener")
+        # The listener and its reconcile log in as their own role, so the test can keep them
+        # out across the restart until the row is in: the row is then only found by the
+        # reconcile that follows the reconnection (no NOTIFY is sent).
+        listener_url = make_conninfo(url, user="hrwsi_listener")
+        reconcile = _Reconciler(listener_url)
         listener = Listener(
-            url,
+            listener_url,
             ["work_added"],
             on_connect=reconcile,
             probe_interval_s=0.2,
             backoff=Backoff(initial_s=0.1, max_s=0.5),
         )
         stop, task = await _run(listener)
+        await _admin(server.admin_url, "ALTER ROLE hrwsi_listener NOLOGIN")
         await asyncio.to_thread(_pg_ctl, server.data_dir, "restart")
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as other:
             await other.execute("INSERT INTO work VALUES (7)")
+        assert 7 not in reconcile.seen
+        await _admin(server.admin_url, "ALTER ROLE hrwsi_listener LOGIN")
         await reconcile.wait_for(7, timeout=60)  # a loaded 2-core machine restarts slowly
         assert listener.connections >= 2
         stop.set()
         await asyncio.wait_for(task, 5)
     finally:
         await asyncio.to_thread(_pg_ctl, server.data_dir, "stop")
+
+
+async def _admin(url: str, statement: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(statement.encode())
 
 
 def _pg_ctl(pgdata: Path, action: str) -> None:
