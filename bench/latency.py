@@ -214,7 +214,8 @@ class Services:
 
 
 async def _start(config: Config, url: str, processes: int) -> Services:
-    toml = Path(tempfile.mkstemp(prefix="hrwsi-bench-", suffix=".toml")[1])
+    # Beside the phase's runs and products: removed with them at the end.
+    toml = config.database.data_dir / f"hrwsi-t{config.scheduling.t_max_minutes}.toml"
     await asyncio.to_thread(toml.write_text, _toml(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HRWSI_")}
     env.update(HRWSI_DATABASE_URL=url, HRWSI_CONFIG=str(toml))

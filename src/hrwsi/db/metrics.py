@@ -60,6 +60,9 @@ async def products_by_type(conn: psycopg.AsyncConnection[TupleRow]) -> dict[str,
     return {str(code): int(count) for code, count in await cur.fetchall()}
 
 
-async def failed_for_good(conn: psycopg.AsyncConnection[TupleRow]) -> list[FailedTask]:
-    cur = await conn.execute(queries.get("metrics_failed_for_good"))
+async def failed_for_good(
+    conn: psycopg.AsyncConnection[TupleRow], limit: int = 20
+) -> list[FailedTask]:
+    """The ``limit`` latest tasks that ended unprocessed, newest first (never the whole history)."""
+    cur = await conn.execute(queries.get("metrics_failed_for_good"), {"limit": limit})
     return [FailedTask(int(r[0]), str(r[1]), r[2], r[3]) for r in await cur.fetchall()]

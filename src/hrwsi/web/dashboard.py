@@ -31,7 +31,7 @@ async def snapshot(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
         "time": datetime.now(UTC).isoformat(),
         "conditions": [s.__dict__ for s in await metrics.chain_summary(conn)],
         "products": await metrics.products_by_type(conn),
-        "failed_for_good": [f.__dict__ for f in (await metrics.failed_for_good(conn))[-20:]],
+        "failed_for_good": [f.__dict__ for f in await metrics.failed_for_good(conn, limit=20)],
         "latency_24h": latency.__dict__,
     }
 
