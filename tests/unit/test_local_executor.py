@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -390,3 +391,50 @@ async def test_restart_reports_an_unreadable_state_file_as_lost(tmp_path: Path):
         assert out.state is RunState.EXTERNAL_ERROR and "lost" in out.message
     finally:
         await ex.aclose()
+
+
+async def test_a_run_cancelled_while_it_is_being_spawned_is_killed_and_reaped(tmp_path: Path):
+    """The spawn happens in the spawn thread: a run whose watcher is cancelled before the
+    thread has started it must not be left running (or as a zombie) once the thread does."""
+    ex = LocalExecutor(tmp_path / "work", tmp_path / "data", max_parallel=2)
+    gate = threading.Event()
+    ex._spawner.submit(gate.wait, 10)  # the spawn thread is busy: the next spawn waits
+    a = attempt(routine("import time; time.sleep(60)"), task_id=3)
+    await ex.submit(a)
+    await asyncio.sleep(0.1)  # the run holds its slot and waits on the spawn thread
+    run = ex._runs[a.key]
+    assert run.pid is None and run.watcher is not None
+    run.watcher.cancel()
+    gate.set()
+    state = tmp_path / "work" / f"{a.key}.state.json"
+    assert await wait_until(state.exists)
+    pid = json.loads(state.read_text())["pid"]
+    assert await wait_until(lambda: not Path(f"/proc/{pid}").exists())  # killed and reaped
+    await ex.aclose()
+
+
+async def test_runs_are_started_by_the_spawn_thread_not_the_event_loop(tmp_path: Path):
+    """Fork and exec happen in the spawn thread: while it is held, the loop goes on turning
+    and no run has been started; released, every run starts and ends."""
+    ex = LocalExecutor(tmp_path / "work", tmp_path / "data", max_parallel=8)
+    gate = threading.Event()
+    ex._spawner.submit(gate.wait, 10)
+    attempts = [attempt(routine("pass"), task_id=i) for i in range(8)]
+    for a in attempts:
+        await ex.submit(a)
+    await asyncio.sleep(0.2)
+    assert [ex._runs[a.key].pid for a in attempts] == [None] * 8
+    gate.set()
+
+    async def ended() -> dict[str, RunState]:
+        states: dict[str, RunState] = {}
+        async for outcome in ex.outcomes():
+            if outcome.state.is_terminal:
+                states[outcome.key] = outcome.state
+                if len(states) == len(attempts):
+                    return states
+        raise AssertionError("stream ended")
+
+    states = await asyncio.wait_for(ended(), 20)
+    assert states == {a.key: RunState.PROCESSED for a in attempts}
+    await ex.aclose()

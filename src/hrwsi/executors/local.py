@@ -24,8 +24,8 @@ start time, so a recycled pid is not mistaken for it) is watched again by pollin
 original deadline; a dead one is judged from its exit file. Only when there is no exit file
 either (the whole group was killed while nobody watched) is the attempt reported as
 external_error ("lost"), so the launcher retries it. The one unguarded window is between
-spawning the process and writing its state file (about a millisecond: the file is written in
-a thread, off the event loop): a crash exactly there leaves a run that a restarted launcher
+spawning the process and writing its state file (about a millisecond: both happen in the
+spawn thread, off the event loop): a crash exactly there leaves a run that a restarted launcher
 does not see and submits again.
 """
 
@@ -42,6 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -160,6 +161,8 @@ class LocalExecutor:
         self._slots = asyncio.Semaphore(max_parallel)
         self._closed = False
         self._reapers: set[asyncio.Future[int]] = set()
+        # One thread starts every run, in submission order (created at the first run).
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hrwsi-spawn")
 
     @classmethod
     def from_config(cls, config: Config) -> LocalExecutor:
@@ -256,6 +259,7 @@ class LocalExecutor:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        self._spawner.shutdown(wait=False)
         self._queue.put_nowait(None)
 
     # -- runs ----------------------------------------------------------------------------
@@ -328,38 +332,25 @@ class LocalExecutor:
             )
             return
         timeout_s = attempt.routine.duration_minutes * 60.0 * self.timeout_factor
-        exit_path = self._exit_path(run.key)
-        try:
-            process = await _start(
-                wrapper_argv(exit_path, argv, run.log_path),
-                self._environment(attempt),
-                self.work_dir,
-            )
-        except OSError as exc:
-            self._finish(run, RunState.EXTERNAL_ERROR, f"cannot start the wrapper: {exc}", None)
-            return
-        run.pid = process.pid
         deadline = time.time() + timeout_s
         state = {
             "key": run.key,
-            "pid": process.pid,
-            "pgid": process.pid,
-            "start_ticks": None,  # read with the file write, off the event loop
             "started_at": time.time(),
             "deadline": deadline,
             "timeout_s": timeout_s,
             "log_path": str(run.log_path),
         }
-        # In a thread: creating a file costs ~0.5 ms on ext4, time the event loop (the next
-        # input's planning and dispatch) should not wait for.
         try:
-            await asyncio.to_thread(self._write_state, run.key, state)
-        except asyncio.CancelledError:
-            _kill_group(process.pid)
-            reaper = asyncio.ensure_future(process.wait())  # no zombie left behind
-            self._reapers.add(reaper)
-            reaper.add_done_callback(self._reapers.discard)
-            raise
+            process = await self._start_recorded(
+                run.key,
+                wrapper_argv(self._exit_path(run.key), argv, run.log_path),
+                self._environment(attempt),
+                state,
+            )
+        except OSError as exc:
+            self._finish(run, RunState.EXTERNAL_ERROR, f"cannot start the wrapper: {exc}", None)
+            return
+        run.pid = process.pid
         if run.kill_reason is not None:  # cancelled while spawning
             self._stop_run(run, run.kill_reason)
         run.state = RunState.STARTED
@@ -375,12 +366,60 @@ class LocalExecutor:
             raise
         self._judge(run, wrapper_rc)
 
-    def _write_state(self, key: str, state: dict[str, Any]) -> None:
+    async def _start_recorded(
+        self, key: str, argv: list[str], env: dict[str, str], state: dict[str, Any]
+    ) -> _Process:
+        """Start the wrapper and write its state file, off the event loop.
+
+        Forking, exec-ing and creating the file cost about a millisecond per run (several
+        under load), time the event loop — the next input's planning and dispatch — should
+        not wait for. With pidfds both happen in the spawn thread (the fork releases the
+        GIL); a run cancelled meanwhile is killed and reaped as soon as it exists."""
+        if not _pidfd_works():
+            process = await _start(argv, env, self.work_dir)
+            try:
+                await asyncio.to_thread(self._write_state, key, process.pid, state)
+            except asyncio.CancelledError:
+                self._abandon(process)
+                raise
+            return process
+        loop = asyncio.get_running_loop()
+        spawned = loop.run_in_executor(self._spawner, self._spawn_and_write, key, argv, env, state)
+        try:
+            return await asyncio.shield(spawned)
+        except asyncio.CancelledError:
+            spawned.add_done_callback(self._abandon_spawned)
+            raise
+
+    def _spawn_and_write(
+        self, key: str, argv: list[str], env: dict[str, str], state: dict[str, Any]
+    ) -> _Child:
+        """In the spawn thread: start the wrapper, then record it (killed if that fails)."""
+        child = _start_with_pidfd(argv, env, self.work_dir)
+        try:
+            self._write_state(key, child.pid, state)
+        except OSError:
+            child.kill_and_reap()
+            raise
+        return child
+
+    def _abandon_spawned(self, spawned: asyncio.Future[_Child]) -> None:
+        if not spawned.cancelled() and spawned.exception() is None:
+            self._abandon(spawned.result())
+
+    def _abandon(self, process: _Process) -> None:
+        """Kill a run nobody will watch, and reap it (no zombie left behind)."""
+        _kill_group(process.pid)
+        reaper = asyncio.ensure_future(process.wait())
+        self._reapers.add(reaper)
+        reaper.add_done_callback(self._reapers.discard)
+
+    def _write_state(self, key: str, pid: int, state: dict[str, Any]) -> None:
         # The process cannot have been reaped yet (its watcher starts after this), so its
         # /proc entry is still there even if it already ended.
-        state["start_ticks"] = _proc_start_ticks(int(state["pid"]))
+        record = {**state, "pid": pid, "pgid": pid, "start_ticks": _proc_start_ticks(pid)}
         tmp = self._state_path(key).with_suffix(".tmp")
-        tmp.write_text(json.dumps(state), encoding="utf-8")
+        tmp.write_text(json.dumps(record), encoding="utf-8")
         os.replace(tmp, self._state_path(key))
 
     def _judge(self, run: _Run, wrapper_rc: int | None) -> None:
@@ -485,6 +524,12 @@ class _Child:
 
     async def wait(self) -> int:
         return await asyncio.shield(self._watch())
+
+    def kill_and_reap(self) -> None:
+        """Blocking: kill the group and wait for the wrapper (only before anyone watches it)."""
+        _kill_group(self.pid)
+        self._popen.wait()
+        os.close(self._pidfd)
 
 
 class _Process(Protocol):
