@@ -155,6 +155,8 @@ class HarvesterConfig(_Section):
     interval_minutes: PositiveFloat = 10.0
     overlap_minutes: Annotated[float, Field(ge=0)] = 10.0
     batch_size: PositiveInt = 1000
+    # Pages stored at once, each on its own connection (each still commits in order).
+    store_connections: Annotated[int, Field(ge=1, le=8)] = 2
     queries: tuple[HarvestQuery, ...] = ()
     # Products → inputs follow a queue; this full sweep over every product is the safety net.
     products_sweep_minutes: PositiveFloat = 60.0

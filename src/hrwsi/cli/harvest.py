@@ -45,9 +45,13 @@ async def _once(
     database: connect.Database, cfg: Config, queries: tuple[HarvestQuery, ...]
 ) -> harvester.HarvestSummary:
     conn = await connect.connect(database.url, autocommit=True)
-    async with conn, odata.make_http_client(cfg.catalogue) as http:
+    async with (
+        conn,
+        harvester.extra_writers(database.url, cfg) as writers,
+        odata.make_http_client(cfg.catalogue) as http,
+    ):
         client = odata.ODataClient.from_config(cfg.catalogue, http)
-        return await harvester.nrt_pass(conn, client, cfg, queries=queries)
+        return await harvester.nrt_pass(conn, client, cfg, queries=queries, writers=writers)
 
 
 async def _archive(
@@ -68,7 +72,11 @@ async def _archive(
         console=common.console,
         transient=False,
     )
-    async with conn, odata.make_http_client(cfg.catalogue) as http:
+    async with (
+        conn,
+        harvester.extra_writers(database.url, cfg) as writers,
+        odata.make_http_client(cfg.catalogue) as http,
+    ):
         client = odata.ODataClient.from_config(cfg.catalogue, http)
         with progress:
             task = progress.add_task("harvesting days", total=total_days, stats="")
@@ -106,6 +114,7 @@ async def _archive(
                 progress=harvester.ArchiveProgress(
                     on_day=on_day, on_page=on_page, on_resume=on_resume
                 ),
+                writers=writers,
             )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections import Counter
@@ -143,39 +144,101 @@ async def harvest_search(
     batch_size: int = 1000,
     summary: HarvestSummary | None = None,
     on_page: Callable[[HarvestSummary], None] | None = None,
+    writers: Sequence[Connection] = (),
 ) -> HarvestSummary:
     """Store every product of the search as an input of the query's condition.
 
     Each page: its wanted products in batches of one statement each, then ``checkpoint``,
-    all in one transaction.
+    all in one transaction. Pages are stored on ``conn`` and on the extra ``writers``
+    connections, one page per connection at a time: the next page's inserts run while the
+    previous page's are still on the server (the server works on both cores). Each page
+    commits only after every earlier page has committed, so a watermark or cursor never
+    runs ahead of a page that might still fail; a failed page fails the ones after it,
+    which roll back, and the harvest stops with its error.
     """
     summary = summary or HarvestSummary()
-    async for page in prefetched(client.pages(search)):
-        wanted = [p for p in page.products if search.wants_tile(p.location)]
-        filtered = len(page.products) - len(wanted)
-        new = 0
-        try:
-            async with conn.transaction():
-                for start in range(0, len(wanted), batch_size):
-                    chunk = wanted[start : start + batch_size]
-                    new += await store.store_inputs(conn, query.processing_condition, chunk)
-                summary.add_page(page, len(wanted), new, filtered)
-                if checkpoint is not None:
-                    await checkpoint(conn, page, summary)
-        except psycopg.Error as exc:
-            raise errors.DatabaseError(f"storing a page of {query.name!r} failed: {exc}") from exc
-        log.debug(
-            "harvester.page_stored",
-            extra={
-                "query": query.name,
-                "records": page.records,
-                "new_inputs": new,
-                "skipped": len(page.skipped),
-            },
-        )
-        if on_page is not None:
-            on_page(summary)
+    free: asyncio.Queue[Connection] = asyncio.Queue()
+    for writer in (conn, *writers):
+        free.put_nowait(writer)
+    previous: asyncio.Task[None] | None = None
+    stores: set[asyncio.Task[None]] = set()
+
+    def release(task: asyncio.Task[None], writer: Connection) -> None:
+        stores.discard(task)
+        free.put_nowait(writer)
+
+    try:
+        async for page in prefetched(client.pages(search)):
+            writer = await free.get()
+            if previous is not None and _failed(previous):
+                free.put_nowait(writer)
+                break
+            task = asyncio.create_task(
+                _store_page(
+                    writer, page, previous, query, search, checkpoint, batch_size, summary, on_page
+                )
+            )
+            stores.add(task)
+            task.add_done_callback(functools.partial(release, writer=writer))
+            previous = task
+    except Exception:
+        # The catalogue failed: the pages already fetched still commit (progress kept).
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        raise
+    else:
+        if previous is not None:
+            await previous  # the last page commits after all the others, or raises the first error
+    finally:
+        for task in list(stores):
+            task.cancel()
+        if stores:
+            await asyncio.gather(*stores, return_exceptions=True)
     return summary
+
+
+def _failed(task: asyncio.Task[None]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
+
+
+async def _store_page(
+    conn: Connection,
+    page: odata.Page,
+    previous: asyncio.Task[None] | None,
+    query: HarvestQuery,
+    search: filters.Search,
+    checkpoint: Checkpoint | None,
+    batch_size: int,
+    summary: HarvestSummary,
+    on_page: Callable[[HarvestSummary], None] | None,
+) -> None:
+    wanted = [p for p in page.products if search.wants_tile(p.location)]
+    filtered = len(page.products) - len(wanted)
+    new = 0
+    try:
+        async with conn.transaction():
+            for start in range(0, len(wanted), batch_size):
+                chunk = wanted[start : start + batch_size]
+                new += await store.store_inputs(conn, query.processing_condition, chunk)
+            if previous is not None:
+                # Raises the earlier page's error: this page rolls back with it.
+                await asyncio.shield(previous)
+            summary.add_page(page, len(wanted), new, filtered)
+            if checkpoint is not None:
+                await checkpoint(conn, page, summary)
+    except psycopg.Error as exc:
+        raise errors.DatabaseError(f"storing a page of {query.name!r} failed: {exc}") from exc
+    log.debug(
+        "harvester.page_stored",
+        extra={
+            "query": query.name,
+            "records": page.records,
+            "new_inputs": new,
+            "skipped": len(page.skipped),
+        },
+    )
+    if on_page is not None:
+        on_page(summary)
 
 
 def nrt_search(
@@ -200,8 +263,10 @@ async def nrt_pass(
     *,
     queries: Sequence[HarvestQuery] | None = None,
     now: datetime | None = None,
+    writers: Sequence[Connection] = (),
 ) -> HarvestSummary:
-    """One near-real-time pass over every configured query (or the given ones)."""
+    """One near-real-time pass over every configured query (or the given ones); pages are
+    stored on ``conn`` and the extra ``writers`` at once (see :func:`harvest_search`)."""
     now = now or _utc_now()
     overlap = timedelta(minutes=config.harvester.overlap_minutes)
     total = HarvestSummary()
@@ -219,6 +284,7 @@ async def nrt_pass(
             search,
             checkpoint=advance,
             batch_size=config.harvester.batch_size,
+            writers=writers,
         )
         log.info(
             "harvester.nrt_query_done",
@@ -226,6 +292,23 @@ async def nrt_pass(
         )
         total.merge(summary)
     return total
+
+
+@contextlib.asynccontextmanager
+async def extra_writers(db_url: str, config: Config) -> AsyncIterator[list[Connection]]:
+    """The connections a harvest stores pages on besides its own: ``store_connections - 1``."""
+    opened: list[Connection] = []
+    try:
+        for _ in range(config.harvester.store_connections - 1):
+            opened.append(
+                await connect.connect(
+                    db_url, autocommit=True, timeout_s=config.database.connect_timeout_s
+                )
+            )
+        yield opened
+    finally:
+        for conn in opened:
+            await conn.close()
 
 
 @dataclass
@@ -277,6 +360,7 @@ async def archive(
     *,
     queries: Sequence[HarvestQuery] | None = None,
     progress: ArchiveProgress | None = None,
+    writers: Sequence[Connection] = (),
 ) -> HarvestSummary:
     """Walk one-day publication windows ``[from_day, to_day]`` for each query, resumably.
 
@@ -316,6 +400,7 @@ async def archive(
                 checkpoint=keeper.checkpoint,
                 batch_size=config.harvester.batch_size,
                 on_page=progress.on_page,
+                writers=writers,
             )
             total.merge(summary)
             keeper.start_day(day + timedelta(days=1))
@@ -399,7 +484,10 @@ class HarvesterService:
     async def nrt_pass(self) -> HarvestSummary:
         """One near-real-time catalogue pass over every configured query."""
         self._nrt_conn = await self._open(self._nrt_conn)
-        return await nrt_pass(self._nrt_conn, self.client, self.config, now=self._clock())
+        async with extra_writers(self.db_url, self.config) as writers:
+            return await nrt_pass(
+                self._nrt_conn, self.client, self.config, now=self._clock(), writers=writers
+            )
 
     async def background(self, stop: asyncio.Event) -> None:
         """Near-real-time passes every ``interval_minutes`` until ``stop``; a failed pass is

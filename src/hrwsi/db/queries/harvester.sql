@@ -1,13 +1,34 @@
+-- name: harvester_create_input_stage
+-- The session's staging table of one batch (emptied at every commit); a no-op once it exists.
+CREATE TEMP TABLE IF NOT EXISTS harvester_input_stage (
+    date timestamp,
+    tile text,
+    measurement_day bigint,
+    input_path text,
+    mission text,
+    catalogue_id text,
+    product_name text,
+    publication_date timestamptz
+) ON COMMIT DELETE ROWS
+
+-- name: harvester_copy_input_stage
+-- Load one batch into the staging table (binary COPY: no per-row statement, no text parsing).
+COPY harvester_input_stage (date, tile, measurement_day, input_path, mission, catalogue_id,
+                            product_name, publication_date)
+FROM STDIN (FORMAT BINARY)
+
 -- name: harvester_store_inputs
--- Store one batch of catalogue products (a JSON array of objects) as inputs of a condition; returns how many were new.
-WITH new_rows AS (
+-- Move the staged batch into the inputs of a condition in one statement; returns how many were new.
+WITH staged AS (
+    DELETE FROM harvester_input_stage
+    RETURNING date, tile, measurement_day, input_path, mission, catalogue_id, product_name,
+              publication_date
+), new_rows AS (
     INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
                              mission, catalogue_id, product_name, publication_date)
     SELECT %(condition)s, b.date, b.tile, b.measurement_day, b.input_path, b.mission,
            b.catalogue_id, b.product_name, b.publication_date
-    FROM json_to_recordset(%(rows)s::json)
-         AS b(date timestamp, tile text, measurement_day bigint, input_path text, mission text,
-              catalogue_id text, product_name text, publication_date timestamptz)
+    FROM staged AS b
     ON CONFLICT (processing_condition_name, input_path) DO NOTHING
     RETURNING 1
 )
