@@ -157,6 +157,9 @@ class HarvesterConfig(_Section):
     batch_size: PositiveInt = 1000
     # Pages stored at once, each on its own connection (each still commits in order).
     store_connections: Annotated[int, Field(ge=1, le=8)] = 2
+    # A page waiting longer than this on rows another harvester is inserting fails (and is
+    # harvested again by the next pass): such waits can form cycles PostgreSQL cannot see.
+    lock_timeout_s: PositiveFloat = 30.0
     queries: tuple[HarvestQuery, ...] = ()
     # Products → inputs follow a queue; this full sweep over every product is the safety net.
     products_sweep_minutes: PositiveFloat = 60.0

@@ -12,6 +12,7 @@ import pytest
 
 from hrwsi.catalogue import filters, odata, records, store
 from hrwsi.config import CatalogueConfig, Config, HarvesterConfig, HarvestQuery
+from hrwsi.domain import errors
 from hrwsi.services import harvester
 from hrwsi.testing.catalogue_server import CatalogueStandIn, generate_s2_l1c
 
@@ -155,3 +156,65 @@ async def test_store_inputs_counts_new_rows_in_or_out_of_a_transaction(
     assert await store.store_inputs(conn, "MAJA_PC", products) == 10
     assert await store.store_inputs(conn, "MAJA_PC", products) == 0
     assert len(await _stored(conn)) == 30
+
+
+async def test_a_query_another_harvester_is_running_is_skipped(
+    conn: psycopg.AsyncConnection,
+    writer: psycopg.AsyncConnection,
+    http: httpx.AsyncClient,
+    db_url: str,
+) -> None:
+    """Replicas cooperate: while one session holds a query's lock, a pass skips that query
+    (and says so); once released, the next pass harvests it."""
+    recs = generate_s2_l1c(12, seed=25)
+    async with (
+        await psycopg.AsyncConnection.connect(db_url, autocommit=True) as other,
+        CatalogueStandIn(products=recs) as server,
+    ):
+        config = _config(server.base_url)
+        client = odata.ODataClient.from_config(config.catalogue, http)
+        assert await store.try_query_lock(other, QUERY.name)
+        skipped = await harvester.nrt_pass(conn, client, config, writers=[writer])
+        assert skipped.busy_queries == [QUERY.name] and skipped.pages == 0
+        assert any("another harvester" in line for line in skipped.lines())
+        assert await _stored(conn) == set()
+        await store.release_query_lock(other, QUERY.name)
+        done = await harvester.nrt_pass(conn, client, config, writers=[writer])
+    assert done.busy_queries == [] and done.new_inputs == 12
+    # The pass released its own lock: another session can take it now.
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as later:
+        assert await store.try_query_lock(later, QUERY.name)
+
+
+async def test_a_page_waiting_too_long_on_another_session_fails_instead_of_hanging(
+    conn: psycopg.AsyncConnection,
+    writer: psycopg.AsyncConnection,
+    http: httpx.AsyncClient,
+    db_url: str,
+) -> None:
+    """A lock wait longer than ``lock_timeout_s`` (the way out of a wait cycle PostgreSQL
+    cannot see) fails the page and the ones after it; the pages before it and the watermark
+    stay, and the next pass, once the other session is gone, stores the rest."""
+    recs = sorted(generate_s2_l1c(30, seed=26), key=lambda r: (r["PublicationDate"], r["Id"]))
+    async with (
+        await psycopg.AsyncConnection.connect(db_url) as blocker,
+        CatalogueStandIn(products=recs) as server,
+    ):
+        await blocker.execute(
+            "INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day,"
+            " input_path) VALUES ('MAJA_PC', now(), 'X', 20260101, %s)",
+            (recs[PAGE + 3]["S3Path"],),
+        )
+        config = _config(server.base_url)
+        config = config.model_copy(
+            update={"harvester": config.harvester.model_copy(update={"lock_timeout_s": 0.3})}
+        )
+        client = odata.ODataClient.from_config(config.catalogue, http)
+        with pytest.raises(errors.DatabaseError, match="lock timeout"):
+            await asyncio.wait_for(harvester.nrt_pass(conn, client, config, writers=[writer]), 10)
+        assert await _stored(conn) == {r["Id"] for r in recs[:PAGE]}
+        assert await store.watermark(conn, QUERY.name) == _published(recs[PAGE - 1])
+        await blocker.rollback()
+        again = await harvester.nrt_pass(conn, client, config, writers=[writer])
+    assert again.new_inputs == 20
+    assert await _stored(conn) == {r["Id"] for r in recs}

@@ -75,6 +75,33 @@ async def _stage_and_store(
     return int(row[0]) if row else 0
 
 
+async def set_lock_timeout(conn: Connection, seconds: float) -> None:
+    """Bound the lock waits of the current transaction to ``seconds``."""
+    try:
+        await conn.execute(
+            queries.get("harvester_set_lock_timeout"), {"timeout": f"{int(seconds * 1000)}ms"}
+        )
+    except psycopg.Error as exc:
+        raise errors.DatabaseError(f"setting the lock timeout failed: {exc}") from exc
+
+
+async def try_query_lock(conn: Connection, query: str) -> bool:
+    """Take the session lock under which one harvester at a time runs ``query``'s passes."""
+    try:
+        cursor = await conn.execute(queries.get("harvester_try_query_lock"), {"query": query})
+        row = await cursor.fetchone()
+    except psycopg.Error as exc:
+        raise errors.DatabaseError(f"locking harvest query {query!r} failed: {exc}") from exc
+    return bool(row and row[0])
+
+
+async def release_query_lock(conn: Connection, query: str) -> None:
+    try:
+        await conn.execute(queries.get("harvester_release_query_lock"), {"query": query})
+    except psycopg.Error as exc:
+        raise errors.DatabaseError(f"unlocking harvest query {query!r} failed: {exc}") from exc
+
+
 async def watermark(conn: Connection, query: str) -> datetime | None:
     try:
         cursor = await conn.execute(queries.get("harvester_get_watermark"), {"query": query})

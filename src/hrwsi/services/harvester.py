@@ -60,6 +60,7 @@ class HarvestSummary:
     filtered: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     restarts: int = 0
+    busy_queries: list[str] = field(default_factory=list)
 
     def add_page(self, page: odata.Page, usable: int, new: int, filtered: int) -> None:
         self.pages += 1
@@ -80,6 +81,7 @@ class HarvestSummary:
         self.filtered += other.filtered
         self.skipped.update(other.skipped)
         self.restarts += other.restarts
+        self.busy_queries.extend(other.busy_queries)
 
     def lines(self) -> list[str]:
         skipped = sum(self.skipped.values())
@@ -93,6 +95,11 @@ class HarvestSummary:
             f"skipped records: {skipped}",
         ]
         out.extend(f"  {reason}: {n}" for reason, n in sorted(self.skipped.items()))
+        if self.busy_queries:
+            out.append(
+                "queries skipped (another harvester is running them): "
+                + ", ".join(self.busy_queries)
+            )
         return out
 
 
@@ -145,6 +152,7 @@ async def harvest_search(
     summary: HarvestSummary | None = None,
     on_page: Callable[[HarvestSummary], None] | None = None,
     writers: Sequence[Connection] = (),
+    lock_timeout_s: float | None = None,
 ) -> HarvestSummary:
     """Store every product of the search as an input of the query's condition.
 
@@ -155,6 +163,12 @@ async def harvest_search(
     commits only after every earlier page has committed, so a watermark or cursor never
     runs ahead of a page that might still fail; a failed page fails the ones after it,
     which roll back, and the harvest stops with its error.
+
+    That in-process ordering is a wait PostgreSQL does not see: two harvests inserting the
+    same products with different page boundaries could wait on each other forever (page A
+    on a row of page B', B' on B behind it in its process, B on a row of A). Each page's
+    lock waits are therefore bounded by ``lock_timeout_s``: such a cycle fails a page (it is
+    harvested again by the next pass or the resumed archive) instead of hanging.
     """
     summary = summary or HarvestSummary()
     free: asyncio.Queue[Connection] = asyncio.Queue()
@@ -175,7 +189,16 @@ async def harvest_search(
                 break
             task = asyncio.create_task(
                 _store_page(
-                    writer, page, previous, query, search, checkpoint, batch_size, summary, on_page
+                    writer,
+                    page,
+                    previous,
+                    query,
+                    search,
+                    checkpoint,
+                    batch_size,
+                    summary,
+                    on_page,
+                    lock_timeout_s,
                 )
             )
             stores.add(task)
@@ -211,12 +234,15 @@ async def _store_page(
     batch_size: int,
     summary: HarvestSummary,
     on_page: Callable[[HarvestSummary], None] | None,
+    lock_timeout_s: float | None,
 ) -> None:
     wanted = [p for p in page.products if search.wants_tile(p.location)]
     filtered = len(page.products) - len(wanted)
     new = 0
     try:
         async with conn.transaction():
+            if lock_timeout_s is not None:
+                await store.set_lock_timeout(conn, lock_timeout_s)
             for start in range(0, len(wanted), batch_size):
                 chunk = wanted[start : start + batch_size]
                 new += await store.store_inputs(conn, query.processing_condition, chunk)
@@ -271,27 +297,51 @@ async def nrt_pass(
     overlap = timedelta(minutes=config.harvester.overlap_minutes)
     total = HarvestSummary()
     for query in config.harvester.queries if queries is None else queries:
-        search = nrt_search(query, await store.watermark(conn, query.name), now, overlap)
-
-        async def advance(conn: Connection, page: odata.Page, _: HarvestSummary) -> None:
-            if page.last_publication is not None:
-                await store.advance_watermark(conn, query.name, page.last_publication)  # noqa: B023
-
-        summary = await harvest_search(
-            conn,
-            client,
-            query,
-            search,
-            checkpoint=advance,
-            batch_size=config.harvester.batch_size,
-            writers=writers,
-        )
-        log.info(
-            "harvester.nrt_query_done",
-            extra={"query": query.name, "pages": summary.pages, "new_inputs": summary.new_inputs},
-        )
+        # One harvester at a time per query: replicas skip it (their catalogue traffic and
+        # inserts would only repeat it), and never wait on each other's pages.
+        if not await store.try_query_lock(conn, query.name):
+            log.info("harvester.query_busy", extra={"query": query.name})
+            total.busy_queries.append(query.name)
+            continue
+        try:
+            summary = await _nrt_query(conn, client, config, query, now, overlap, writers)
+        finally:
+            with contextlib.suppress(errors.DatabaseError):
+                await store.release_query_lock(conn, query.name)
         total.merge(summary)
     return total
+
+
+async def _nrt_query(
+    conn: Connection,
+    client: odata.ODataClient,
+    config: Config,
+    query: HarvestQuery,
+    now: datetime,
+    overlap: timedelta,
+    writers: Sequence[Connection],
+) -> HarvestSummary:
+    search = nrt_search(query, await store.watermark(conn, query.name), now, overlap)
+
+    async def advance(conn: Connection, page: odata.Page, _: HarvestSummary) -> None:
+        if page.last_publication is not None:
+            await store.advance_watermark(conn, query.name, page.last_publication)
+
+    summary = await harvest_search(
+        conn,
+        client,
+        query,
+        search,
+        checkpoint=advance,
+        batch_size=config.harvester.batch_size,
+        writers=writers,
+        lock_timeout_s=config.harvester.lock_timeout_s,
+    )
+    log.info(
+        "harvester.nrt_query_done",
+        extra={"query": query.name, "pages": summary.pages, "new_inputs": summary.new_inputs},
+    )
+    return summary
 
 
 @contextlib.asynccontextmanager
@@ -401,6 +451,7 @@ async def archive(
                 batch_size=config.harvester.batch_size,
                 on_page=progress.on_page,
                 writers=writers,
+                lock_timeout_s=config.harvester.lock_timeout_s,
             )
             total.merge(summary)
             keeper.start_day(day + timedelta(days=1))

@@ -34,6 +34,18 @@ WITH staged AS (
 )
 SELECT count(*) FROM new_rows
 
+-- name: harvester_set_lock_timeout
+-- Bound this transaction's lock waits (a page waiting on another harvester's uncommitted rows).
+SELECT set_config('lock_timeout', %(timeout)s, true)
+
+-- name: harvester_try_query_lock
+-- Take the near-real-time lock of a harvest query for this session; false: another harvester has it.
+SELECT pg_try_advisory_lock(hashtext('hrwsi.harvest'), hashtext(%(query)s))
+
+-- name: harvester_release_query_lock
+-- Release the near-real-time lock of a harvest query taken by this session.
+SELECT pg_advisory_unlock(hashtext('hrwsi.harvest'), hashtext(%(query)s))
+
 -- name: harvester_get_watermark
 -- The latest PublicationDate stored by a near-real-time harvest query (no row: never run).
 SELECT publication_date FROM hrwsi.harvest_watermark WHERE query_name = %(query)s
