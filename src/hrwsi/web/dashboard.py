@@ -2,6 +2,9 @@
 
 ``GET /`` is one page that refreshes itself from ``GET /api/status`` (JSON) every few
 seconds; ``GET /healthz`` answers 200 when the database answers. Nothing here writes.
+
+Every open tab polls ``/api/status``, so the snapshot is computed at most once per ``cache_s``
+seconds and shared by all of them (:class:`SnapshotCache`).
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from starlette.applications import Starlette
@@ -34,6 +38,61 @@ async def snapshot(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
         "failed_for_good": [f.__dict__ for f in await metrics.failed_for_good(conn, limit=20)],
         "latency_24h": latency.__dict__,
     }
+
+
+T = TypeVar("T")
+
+
+class SnapshotCache(Generic[T]):
+    """The latest value of ``compute()``, shared by every caller, recomputed at most once per
+    ``max_age_s`` seconds.
+
+    Single flight: callers arriving while a value is being computed wait for that computation
+    instead of starting their own. The age counts from when a computation *finished*, so the
+    database rests at least ``max_age_s`` between two computations however many tabs poll. A
+    computation that fails is not kept: everyone waiting on it gets the error, the next call
+    tries again. A caller that goes away (a closed tab) does not cancel the computation the
+    others wait for.
+    """
+
+    def __init__(
+        self,
+        compute: Callable[[], Awaitable[T]],
+        max_age_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_age_s < 0:
+            raise ValueError(f"max_age_s must be >= 0, not {max_age_s}")
+        self._compute = compute
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._latest: tuple[float, T] | None = None  # (clock when computed, value)
+        self._flight: asyncio.Task[T] | None = None
+
+    async def get(self) -> T:
+        latest = self._latest
+        if latest is not None and self._clock() - latest[0] < self._max_age_s:
+            return latest[1]
+        if self._flight is None:
+            self._flight = asyncio.create_task(self._refresh())
+            # Retrieve the outcome even if every waiter went away (no "never retrieved" log).
+            self._flight.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.shield(self._flight)
+
+    async def _refresh(self) -> T:
+        try:
+            value = await self._compute()
+            self._latest = (self._clock(), value)
+            return value
+        finally:
+            self._flight = None
+
+    async def aclose(self) -> None:
+        """Cancel a computation still running (at shutdown)."""
+        flight = self._flight
+        if flight is not None:
+            flight.cancel()
+            await asyncio.wait([flight])  # never raises: the outcome is retrieved above
 
 
 PAGE = """<!doctype html>
@@ -83,8 +142,20 @@ refresh(); setInterval(refresh, {refresh_ms});
 </script></body></html>"""
 
 
-def create_app(db_url: str, *, title: str = "dashboard", refresh_s: float = 3.0) -> Starlette:
-    """The dashboard application over the database at ``db_url``."""
+def create_app(
+    db_url: str,
+    *,
+    title: str = "dashboard",
+    refresh_s: float = 3.0,
+    cache_s: float = 2.0,
+    take_snapshot: Callable[[psycopg.AsyncConnection[Any]], Awaitable[dict[str, Any]]] = snapshot,
+    clock: Callable[[], float] = time.monotonic,
+) -> Starlette:
+    """The dashboard application over the database at ``db_url``.
+
+    ``/api/status`` serves one snapshot (``take_snapshot``, :func:`snapshot` unless a test
+    injects another) to every request for ``cache_s`` seconds (``clock`` measures them).
+    """
     # One connection shared by every request (psycopg serialises its queries); the lock
     # makes the first requests of a burst open one connection, not one each (left open).
     state: dict[str, psycopg.AsyncConnection[Any]] = {}
@@ -104,15 +175,23 @@ def create_app(db_url: str, *, title: str = "dashboard", refresh_s: float = 3.0)
             with contextlib.suppress(psycopg.Error):
                 await conn.close()
 
+    async def _compute() -> dict[str, Any]:
+        try:
+            return await take_snapshot(await _conn())
+        except (psycopg.Error, errors.DatabaseError):
+            await _drop()
+            raise
+
+    cache = SnapshotCache(_compute, cache_s, clock)
+
     async def page(request: Request) -> Response:
         body = PAGE.format(title=html.escape(title), refresh_ms=int(refresh_s * 1000))
         return HTMLResponse(body)
 
     async def status(request: Request) -> Response:
         try:
-            return JSONResponse(await snapshot(await _conn()))
+            return JSONResponse(await cache.get())
         except (psycopg.Error, errors.DatabaseError) as exc:
-            await _drop()
             return JSONResponse({"error": f"database: {type(exc).__name__}"}, status_code=503)
 
     async def health(request: Request) -> Response:
@@ -126,6 +205,7 @@ def create_app(db_url: str, *, title: str = "dashboard", refresh_s: float = 3.0)
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await cache.aclose()
         await _drop()
 
     return Starlette(
