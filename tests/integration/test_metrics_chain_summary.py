@@ -6,25 +6,7 @@ import psycopg
 
 from hrwsi.db import metrics, queries
 
-# The query as it was before it lost its fan-out (input x tasks x dispatches x statuses x
-# products, then count(DISTINCT ...) everywhere): the reference the rewrite must agree with.
-OLD_CHAIN_SUMMARY = """
-SELECT
-    i.processing_condition_name AS condition,
-    count(DISTINCT i.id) AS inputs,
-    count(DISTINCT pt.id) AS tasks,
-    count(DISTINCT d.id) AS attempts,
-    count(DISTINCT w.id) FILTER (WHERE w.processing_status_id IN (3, 4)) AS failed_attempts,
-    count(DISTINCT p.input_fk_id) AS inputs_with_product,
-    count(DISTINCT pt.id) FILTER (WHERE pt.has_ended) AS tasks_ended
-FROM hrwsi.input AS i
-LEFT JOIN hrwsi.processing_tasks AS pt ON pt.input_fk_id = i.id
-LEFT JOIN hrwsi.nomad_job_dispatch AS d ON d.processing_task_fk_id = pt.id
-LEFT JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
-LEFT JOIN hrwsi.products AS p ON p.input_fk_id = i.id
-GROUP BY i.processing_condition_name
-ORDER BY i.processing_condition_name
-"""
+OLD_CHAIN_SUMMARY = queries.get("metrics_bench_chain_summary_fan_out")  # the reference
 
 VM = "00000000-0000-0000-0000-0000000000b1"  # the bench fill's machine
 
