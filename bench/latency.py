@@ -17,8 +17,8 @@ measurements:
 3. throughput: ``--throughput`` inputs in one INSERT, timed until every task is processed
    (plan → dispatch → run → record → the next task of each VM chain).
 
-Latency = first ``nomad_job_dispatch.created_at`` - ``input.inserted_at``, both written by
-PostgreSQL's clock: it includes the notification, the runner's coalescing, the whole
+Latency = first ``nomad_job_dispatch.dispatch_date`` (UTC) - ``input_meta.inserted_at``, both
+written by PostgreSQL's clock: it includes the notification, the runner's coalescing, the whole
 orchestrator pass (lock, backlog, planner, validator, write) and the launcher's claim.
 
 Limits, chosen so that each phase measures what it names:
@@ -74,10 +74,13 @@ from hrwsi.testing import databases
 
 V1_PLANNING_WAIT_S = 5.0
 V1_LAUNCHER_POLL_S = 30.0
+# Inputs and their input_meta rows (whose inserted_at the latency starts from), one statement,
+# as the harvester writes them.
 INSERT = (
-    "INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day,"
-    " input_path, mission) SELECT 'NOOP_PC', now(), '31TCH', 20260101,"
-    " %s || '-' || g, 'S2' FROM generate_series(1, %s) AS g"
+    "WITH new_rows AS (INSERT INTO hrwsi.input (processing_condition_name, date, tile,"
+    " measurement_day, input_path, mission) SELECT 'NOOP_PC', now(), '31TCH', 20260101,"
+    " %s || '-' || g, 'S2' FROM generate_series(1, %s) AS g RETURNING id)"
+    " INSERT INTO hrwsi.input_meta (input_id) SELECT id FROM new_rows"
 )
 
 

@@ -87,7 +87,7 @@ async def test_killed_archive_run_resumes_from_its_cursor(
     assert "archive harvest 2024-05-01 .. 2024-05-03 done" in text
     assert f"new inputs: {72 - stored}" in text
     assert await _scalar(conn, "SELECT count(*) FROM hrwsi.input") == 72
-    assert await _scalar(conn, "SELECT count(DISTINCT catalogue_id) FROM hrwsi.input") == 72
+    assert await _scalar(conn, "SELECT count(DISTINCT catalogue_id) FROM hrwsi.input_meta") == 72
     assert await _scalar(conn, "SELECT count(*) FROM hrwsi.harvest_archive_cursor") == 0
 
 

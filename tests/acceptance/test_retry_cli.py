@@ -67,7 +67,9 @@ async def test_retry_reopens_a_failed_task_records_it_and_wakes_the_launcher(
     assert code == 0, err
     assert f"task {task_id} reopened after 1 dispatch(es): extra_attempts=1" in out
     cur = await conn.execute(
-        "SELECT has_ended, extra_attempts FROM hrwsi.processing_tasks WHERE id = %s", (task_id,)
+        "SELECT pt.has_ended, ts.extra_attempts FROM hrwsi.processing_tasks pt"
+        " JOIN hrwsi.task_state ts ON ts.processing_task_id = pt.id WHERE pt.id = %s",
+        (task_id,),
     )
     assert await cur.fetchone() == (False, 1)
     cur = await conn.execute(
@@ -121,5 +123,6 @@ async def test_retry_refuses_tasks_that_did_not_fail_for_good(
         code, _, err = await hrwsi(db_url, "retry", str(task_id))
         assert code == 1, err
         assert f"processing task {task_id} cannot be retried" in err and why in err
-    cur = await conn.execute("SELECT count(*), sum(extra_attempts) FROM hrwsi.processing_tasks")
+    cur = await conn.execute("SELECT count(*), sum(coalesce(ts.extra_attempts, 0)) FROM hrwsi.processing_tasks pt"
+        " LEFT JOIN hrwsi.task_state ts ON ts.processing_task_id = pt.id")
     assert await cur.fetchone() == (4, 0)

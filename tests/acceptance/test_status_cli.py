@@ -47,8 +47,10 @@ async def test_status_reports_every_state(db_url: str, conn: psycopg.AsyncConnec
         await service.aclose()
     # first of vm-c: one internal error, its retry not yet dispatched (make it wait)
     await conn.execute(
-        "UPDATE hrwsi.processing_tasks SET has_ended = false,"
-        " next_attempt_at = now() + interval '1 hour' WHERE id = %s",
+        "WITH reopened AS (UPDATE hrwsi.processing_tasks SET has_ended = false WHERE id = %s"
+        " RETURNING id) INSERT INTO hrwsi.task_state (processing_task_id, next_attempt_at)"
+        " SELECT id, now() + interval '1 hour' FROM reopened ON CONFLICT (processing_task_id)"
+        " DO UPDATE SET next_attempt_at = EXCLUDED.next_attempt_at",
         (first,),
     )
     await conn.execute(

@@ -46,7 +46,8 @@ def _client(config: Config, http: httpx.AsyncClient) -> odata.ODataClient:
 async def _inputs(conn: psycopg.AsyncConnection) -> list[tuple]:
     cursor = await conn.execute(
         "SELECT processing_condition_name, date, tile, measurement_day, input_path, mission,"
-        " catalogue_id, product_name, publication_date FROM hrwsi.input ORDER BY id"
+        " m.catalogue_id, m.product_name, m.publication_date"
+        " FROM hrwsi.input JOIN hrwsi.input_meta m ON m.input_id = id ORDER BY id"
     )
     return await cursor.fetchall()
 
@@ -216,7 +217,8 @@ async def test_products_become_inputs_exactly_once(
         await service.aclose()
     cursor = await conn.execute(
         "SELECT processing_condition_name, date, tile, measurement_day, input_path, mission,"
-        " product_name, source_product_id IS NOT NULL FROM hrwsi.input WHERE id <> %s",
+        " m.product_name, m.source_product_id IS NOT NULL"
+        " FROM hrwsi.input JOIN hrwsi.input_meta m ON m.input_id = id WHERE id <> %s",
         (source,),
     )
     assert await cursor.fetchall() == [

@@ -44,7 +44,7 @@ def _published(record: dict) -> datetime:
 
 
 async def _stored(conn: psycopg.AsyncConnection) -> set[str]:
-    cur = await conn.execute("SELECT catalogue_id FROM hrwsi.input")
+    cur = await conn.execute("SELECT catalogue_id FROM hrwsi.input_meta")
     return {r[0] for r in await cur.fetchall()}
 
 

@@ -36,7 +36,7 @@ async def test_a_nul_in_a_record_skips_that_record_only(conn: psycopg.AsyncConne
         )
         client = odata.ODataClient.from_config(config.catalogue, http, sleep=_no_sleep)
         summary = await harvester.nrt_pass(conn, client, config)
-    cursor = await conn.execute("SELECT catalogue_id FROM hrwsi.input")
+    cursor = await conn.execute("SELECT catalogue_id FROM hrwsi.input_meta")
     assert sorted(r[0] for r in await cursor.fetchall()) == sorted(r["Id"] for r in recs)
     assert summary.skipped == {"bad_text": 1}
     assert await store.watermark(conn, QUERY.name) is not None

@@ -256,8 +256,9 @@ async def test_backoff_delays_the_retry(db_url: str, conn: psycopg.AsyncConnecti
     assert len(await dispatch_keys(conn, a)) == 1
     wait = await rows(
         conn,
-        "SELECT next_attempt_at > now() + interval '20 minutes', has_ended"
-        " FROM hrwsi.processing_tasks WHERE id = %s",
+        "SELECT ts.next_attempt_at > now() + interval '20 minutes', pt.has_ended"
+        " FROM hrwsi.processing_tasks pt"
+        " JOIN hrwsi.task_state ts ON ts.processing_task_id = pt.id WHERE pt.id = %s",
         a,
     )
     assert wait == [(True, False)]
@@ -279,8 +280,11 @@ async def test_operator_retry_reopens_a_task_ended_for_good(
         await drive(service, lambda: has_ended(conn, a))
         assert fake.runs_started == 1
         await conn.execute(
-            "UPDATE hrwsi.processing_tasks SET extra_attempts = extra_attempts + 1,"
-            " has_ended = false WHERE id = %s",
+            "WITH reopened AS (UPDATE hrwsi.processing_tasks SET has_ended = false"
+            " WHERE id = %s RETURNING id)"
+            " INSERT INTO hrwsi.task_state AS ts (processing_task_id, extra_attempts)"
+            " SELECT id, 1 FROM reopened ON CONFLICT (processing_task_id)"
+            " DO UPDATE SET extra_attempts = ts.extra_attempts + 1",
             (a,),
         )
         await drive(service, lambda: has_ended(conn, a))

@@ -67,12 +67,13 @@ async def _chains(conn: psycopg.AsyncConnection) -> dict[str, list[tuple[Any, ..
     """Each VM's tasks in planned order: (input, preceding input, start, end, routine)."""
     cur = await conn.execute(
         "SELECT vm.name, vm.flavour, pt.input_fk_id, pt.preceding_input_id,"
-        " pt.planned_start_min, pt.planned_end_min, c.processing_routine_name"
+        " ts.planned_start_min, ts.planned_end_min, c.processing_routine_name"
         " FROM hrwsi.processing_tasks pt"
+        " JOIN hrwsi.task_state ts ON ts.processing_task_id = pt.id"
         " JOIN hrwsi.virtual_machine vm ON vm.id = pt.virtual_machine_id"
         " JOIN hrwsi.input i ON i.id = pt.input_fk_id"
         " JOIN hrwsi.processing_condition c ON c.name = i.processing_condition_name"
-        " ORDER BY vm.name, pt.planned_start_min, pt.id"
+        " ORDER BY vm.name, ts.planned_start_min, pt.id"
     )
     chains: dict[str, list[tuple[Any, ...]]] = {}
     for name, flavour, input_id, preceding, start, end, routine in await cur.fetchall():
@@ -426,7 +427,9 @@ async def test_a_fixed_pool_names_vms_from_its_workers(
     assert first.left_pending == {"no_worker_for_flavour": 2}
     assert second.outcome == "written" and second.tasks_written == 4
     cur = await conn.execute(
-        "SELECT name, flavour, pooled FROM hrwsi.virtual_machine ORDER BY name"
+        "SELECT vm.name, vm.flavour, p.pooled AND p.pooled_name = vm.name"
+        " FROM hrwsi.virtual_machine vm"
+        " LEFT JOIN hrwsi.vm_plan p ON p.virtual_machine_id = vm.id ORDER BY vm.name"
     )
     assert await cur.fetchall() == [("node-a", "MAJA", True), ("node-b", "MAJA", True)]
     chains = await _chains(conn)

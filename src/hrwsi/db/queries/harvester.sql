@@ -18,19 +18,28 @@ COPY harvester_input_stage (date, tile, measurement_day, input_path, mission, ca
 FROM STDIN (FORMAT BINARY)
 
 -- name: harvester_store_inputs
--- Move the staged batch into the inputs of a condition in one statement; returns how many were new.
+-- Move the staged batch into the inputs of a condition (and their catalogue identity into input_meta) in one statement; returns how many were new.
 WITH staged AS (
     DELETE FROM harvester_input_stage
     RETURNING date, tile, measurement_day, input_path, mission, catalogue_id, product_name,
               publication_date
+), numbered AS (
+    -- A batch holding a path twice stores its first record (as the INSERT below keeps it).
+    SELECT s.*, row_number() OVER () AS n FROM staged AS s
 ), new_rows AS (
     INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
-                             mission, catalogue_id, product_name, publication_date)
-    SELECT %(condition)s, b.date, b.tile, b.measurement_day, b.input_path, b.mission,
-           b.catalogue_id, b.product_name, b.publication_date
-    FROM staged AS b
+                             mission)
+    SELECT %(condition)s, b.date, b.tile, b.measurement_day, b.input_path, b.mission
+    FROM numbered AS b
+    ORDER BY b.n
     ON CONFLICT (processing_condition_name, input_path) DO NOTHING
-    RETURNING 1
+    RETURNING id, input_path
+), new_meta AS (
+    INSERT INTO hrwsi.input_meta (input_id, catalogue_id, product_name, publication_date)
+    SELECT DISTINCT ON (r.id) r.id, b.catalogue_id, b.product_name, b.publication_date
+    FROM new_rows AS r
+    JOIN numbered AS b ON b.input_path = r.input_path
+    ORDER BY r.id, b.n
 )
 SELECT count(*) FROM new_rows
 
@@ -85,12 +94,10 @@ DELETE FROM hrwsi.harvest_archive_cursor
 WHERE query_name = %(query)s AND from_day = %(from_day)s AND to_day = %(to_day)s
 
 -- name: harvester_products_to_inputs
--- The full sweep (safety net, O(all products)): make every product a routine takes an input of each condition using it; returns how many were new.
-WITH new_rows AS (
-    INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
-                             mission, product_name, source_product_id)
-    SELECT pc.name, source.date, source.tile, source.measurement_day, p.product_path,
-           source.mission, substring(p.product_path FROM '[^/]+$'), p.id
+-- The full sweep (safety net, O(all products)): make every product a routine takes an input of each condition using it (with its input_meta row); returns how many were new.
+WITH candidate AS MATERIALIZED (
+    SELECT pc.name AS condition, source.date, source.tile, source.measurement_day,
+           p.product_path, source.mission, p.id AS product_id
     FROM hrwsi.products AS p
     JOIN hrwsi.product_type AS pt ON pt.id = p.product_type_id
     JOIN hrwsi.processing_routine AS r ON r.input_type = pt.data_type
@@ -101,9 +108,20 @@ WITH new_rows AS (
         WHERE existing.processing_condition_name = pc.name
           AND existing.input_path = p.product_path
     )
-    ORDER BY p.id
+), new_rows AS (
+    INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
+                             mission)
+    SELECT c.condition, c.date, c.tile, c.measurement_day, c.product_path, c.mission
+    FROM candidate AS c
+    ORDER BY c.product_id
     ON CONFLICT (processing_condition_name, input_path) DO NOTHING
-    RETURNING 1
+    RETURNING id, processing_condition_name, input_path
+), new_meta AS (
+    INSERT INTO hrwsi.input_meta (input_id, product_name, source_product_id)
+    SELECT n.id, substring(n.input_path FROM '[^/]+$'), c.product_id
+    FROM new_rows AS n
+    JOIN candidate AS c ON c.condition = n.processing_condition_name
+                       AND c.product_path = n.input_path
 )
 SELECT count(*) FROM new_rows
 
@@ -119,37 +137,53 @@ WHERE product_id IN (
 RETURNING product_id
 
 -- name: harvester_queued_products_to_inputs
--- Make the given products (claimed off the queue) inputs of each condition whose routine takes them; returns how many were new.
-WITH new_rows AS (
-    INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
-                             mission, product_name, source_product_id)
-    SELECT pc.name, source.date, source.tile, source.measurement_day, p.product_path,
-           source.mission, substring(p.product_path FROM '[^/]+$'), p.id
+-- Make the given products (claimed off the queue) inputs of each condition whose routine takes them (with their input_meta rows); returns how many were new.
+WITH candidate AS MATERIALIZED (
+    SELECT pc.name AS condition, source.date, source.tile, source.measurement_day,
+           p.product_path, source.mission, p.id AS product_id
     FROM hrwsi.products AS p
     JOIN hrwsi.product_type AS pt ON pt.id = p.product_type_id
     JOIN hrwsi.processing_routine AS r ON r.input_type = pt.data_type
     JOIN hrwsi.processing_condition AS pc ON pc.processing_routine_name = r.name
     JOIN hrwsi.input AS source ON source.id = p.input_fk_id
     WHERE p.id = ANY(%(ids)s::bigint[])
-    ORDER BY p.id
+), new_rows AS (
+    INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
+                             mission)
+    SELECT c.condition, c.date, c.tile, c.measurement_day, c.product_path, c.mission
+    FROM candidate AS c
+    ORDER BY c.product_id
     ON CONFLICT (processing_condition_name, input_path) DO NOTHING
-    RETURNING 1
+    RETURNING id, processing_condition_name, input_path
+), new_meta AS (
+    INSERT INTO hrwsi.input_meta (input_id, product_name, source_product_id)
+    SELECT n.id, substring(n.input_path FROM '[^/]+$'), c.product_id
+    FROM new_rows AS n
+    JOIN candidate AS c ON c.condition = n.processing_condition_name
+                       AND c.product_path = n.input_path
 )
 SELECT count(*) FROM new_rows
 
 -- name: harvester_bench_fill_inputs
--- Benchmarks only: add %(count)s synthetic MAJA_PC inputs in one statement (generate_series).
-INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
-                         mission, catalogue_id, product_name)
-SELECT 'MAJA_PC', timestamp '2024-01-01' + g * interval '1 second', '31TCH', 20240101,
-       '/eodata/Sentinel-2/MSI/L1C/2024/01/01/BENCH_' || g || '.SAFE', 'S2',
-       md5(g::text), 'BENCH_' || g || '.SAFE'
-FROM generate_series(1, %(count)s::bigint) AS g
+-- Benchmarks only: add %(count)s synthetic MAJA_PC inputs, with their input_meta rows, in one statement (generate_series).
+WITH g AS MATERIALIZED (
+    SELECT g, nextval(pg_get_serial_sequence('hrwsi.input', 'id')) AS id
+    FROM generate_series(1, %(count)s::bigint) AS g
+), new_rows AS (
+    INSERT INTO hrwsi.input (id, processing_condition_name, date, tile, measurement_day,
+                             input_path, mission)
+    SELECT g.id, 'MAJA_PC', timestamp '2024-01-01' + g.g * interval '1 second', '31TCH',
+           20240101, '/eodata/Sentinel-2/MSI/L1C/2024/01/01/BENCH_' || g.g || '.SAFE', 'S2'
+    FROM g
+)
+INSERT INTO hrwsi.input_meta (input_id, catalogue_id, product_name)
+SELECT g.id, md5(g.g::text), 'BENCH_' || g.g || '.SAFE'
+FROM g
 
 -- name: harvester_bench_input_paths
 -- Benchmarks only: every stored input path (the list HR-WSI v1 compared candidates against).
 SELECT input_path FROM hrwsi.input
 
 -- name: harvester_bench_analyze
--- Benchmarks only: refresh the planner statistics of hrwsi.input after a bulk fill.
-ANALYZE hrwsi.input
+-- Benchmarks only: refresh the planner statistics of hrwsi.input and hrwsi.input_meta after a bulk fill.
+ANALYZE hrwsi.input, hrwsi.input_meta

@@ -8,6 +8,7 @@ SELECT pt.id AS task_id,
 FROM hrwsi.processing_tasks AS pt
 JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
 JOIN hrwsi.virtual_machine AS vm ON vm.id = pt.virtual_machine_id
+LEFT JOIN hrwsi.task_state AS ts ON ts.processing_task_id = pt.id
 LEFT JOIN LATERAL (
     SELECT d.id FROM hrwsi.nomad_job_dispatch AS d
     WHERE d.processing_task_fk_id = pt.id
@@ -35,7 +36,7 @@ WHERE pt.has_ended = false
           )
       ))
       OR (last.id IS NOT NULL
-          AND (pt.next_attempt_at IS NULL OR pt.next_attempt_at <= now())
+          AND (ts.next_attempt_at IS NULL OR ts.next_attempt_at <= now())
           AND EXISTS (
               SELECT 1 FROM hrwsi.processing_status_workflow AS w
               WHERE w.nomad_job_dispatch_fk_id = last.id AND w.processing_status_id IN (3, 4)
@@ -87,17 +88,25 @@ ORDER BY d.id
 
 -- name: launcher_end_task
 -- A task has ended (processed, or failed for good): nothing more is dispatched for it.
-UPDATE hrwsi.processing_tasks SET has_ended = true, next_attempt_at = NULL
+WITH no_retry AS (
+    UPDATE hrwsi.task_state SET next_attempt_at = NULL
+    WHERE processing_task_id = %(task_id)s AND next_attempt_at IS NOT NULL
+)
+UPDATE hrwsi.processing_tasks SET has_ended = true
 WHERE id = %(task_id)s AND has_ended IS NOT TRUE
 
 -- name: launcher_schedule_retry
 -- A failed task may be dispatched again from this time on.
-UPDATE hrwsi.processing_tasks SET next_attempt_at = %(at)s WHERE id = %(task_id)s
+INSERT INTO hrwsi.task_state AS ts (processing_task_id, created_at, next_attempt_at)
+SELECT pt.id, NULL, %(at)s FROM hrwsi.processing_tasks AS pt WHERE pt.id = %(task_id)s
+ON CONFLICT (processing_task_id) DO UPDATE SET next_attempt_at = EXCLUDED.next_attempt_at
 
 -- name: launcher_next_retry
 -- The earliest future retry time of an unfinished task (NULL when none is waiting).
-SELECT min(next_attempt_at) FROM hrwsi.processing_tasks
-WHERE has_ended = false AND next_attempt_at > now()
+SELECT min(ts.next_attempt_at)
+FROM hrwsi.task_state AS ts
+JOIN hrwsi.processing_tasks AS pt ON pt.id = ts.processing_task_id
+WHERE ts.next_attempt_at > now() AND pt.has_ended = false
 
 -- name: launcher_status_inputs
 -- Inputs per processing condition (hrwsi status).
@@ -164,9 +173,9 @@ LEFT JOIN hrwsi.products AS p ON p.product_type_id = t.id
 GROUP BY t.code ORDER BY t.code
 
 -- name: launcher_insert_dispatches
--- Record a batch of attempts before submitting them; keys already present insert nothing.
+-- Record a batch of attempts before submitting them (dispatch_date: now, UTC); keys already present insert nothing.
 INSERT INTO hrwsi.nomad_job_dispatch (processing_task_fk_id, nomad_job_dispatch, dispatch_date)
-SELECT t.task_id, t.key, now() AT TIME ZONE 'UTC'
+SELECT t.task_id, t.key, clock_timestamp() AT TIME ZONE 'UTC'
 FROM unnest(%(task_ids)s::bigint[], %(keys)s::text[]) WITH ORDINALITY AS t (task_id, key, n)
 ORDER BY t.n
 ON CONFLICT DO NOTHING
@@ -175,7 +184,9 @@ RETURNING processing_task_fk_id AS task_id
 -- name: launcher_lock_dispatches
 -- Lock a group of dispatches (by attempt key) and their tasks, in id order, before recording.
 SELECT d.id AS dispatch_id, d.nomad_job_dispatch AS key, d.log_path, pt.id AS task_id,
-       pt.has_ended, pt.extra_attempts,
+       pt.has_ended,
+       coalesce((SELECT ts.extra_attempts FROM hrwsi.task_state AS ts
+                 WHERE ts.processing_task_id = pt.id), 0) AS extra_attempts,
        i.id AS input_id, i.processing_condition_name, i.tile, i.date,
        (SELECT s.id FROM hrwsi.processing_tasks AS s
         WHERE s.preceding_input_id = pt.input_fk_id AND s.has_ended = false
@@ -207,10 +218,10 @@ FROM unnest(%(ids)s::bigint[], %(log_paths)s::text[]) AS v (id, log_path)
 WHERE d.id = v.id AND d.log_path IS DISTINCT FROM v.log_path
 
 -- name: launcher_insert_statuses
--- Append status rows to dispatches, in the order given (started before processed).
+-- Append status rows to dispatches, in the order given (started before processed; date: now, UTC).
 INSERT INTO hrwsi.processing_status_workflow
     (nomad_job_dispatch_fk_id, processing_status_id, date, message)
-SELECT s.dispatch_id, s.status, now() AT TIME ZONE 'UTC', s.message
+SELECT s.dispatch_id, s.status, clock_timestamp() AT TIME ZONE 'UTC', s.message
 FROM unnest(%(ids)s::bigint[], %(statuses)s::smallint[], %(messages)s::text[])
     WITH ORDINALITY AS s (dispatch_id, status, message, n)
 ORDER BY s.n
@@ -219,7 +230,8 @@ ORDER BY s.n
 -- Register the products of processed tasks once each (the product path is unique).
 INSERT INTO hrwsi.products
     (input_fk_id, product_path, creation_date, catalogued_date, product_type_id)
-SELECT p.input_id, p.product_path, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC',
+SELECT p.input_id, p.product_path, clock_timestamp() AT TIME ZONE 'UTC',
+       clock_timestamp() AT TIME ZONE 'UTC',
        t.id::smallint
 FROM unnest(%(input_ids)s::bigint[], %(product_paths)s::text[], %(type_codes)s::text[])
     WITH ORDINALITY AS p (input_id, product_path, type_code, n)
@@ -230,7 +242,11 @@ RETURNING input_fk_id
 
 -- name: launcher_end_tasks
 -- Tasks that have ended (processed): nothing more is dispatched for them.
-UPDATE hrwsi.processing_tasks SET has_ended = true, next_attempt_at = NULL
+WITH no_retry AS (
+    UPDATE hrwsi.task_state SET next_attempt_at = NULL
+    WHERE processing_task_id = ANY(%(task_ids)s::bigint[]) AND next_attempt_at IS NOT NULL
+)
+UPDATE hrwsi.processing_tasks SET has_ended = true
 WHERE id = ANY(%(task_ids)s::bigint[]) AND has_ended IS NOT TRUE
 
 -- name: launcher_claim_successors

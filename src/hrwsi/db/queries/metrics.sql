@@ -1,17 +1,18 @@
 -- name: metrics_dispatch_latency
--- Input commit to first dispatch, in milliseconds, for inputs inserted since a time.
+-- Input commit to first dispatch, in milliseconds, for inputs inserted since a time (input_meta.inserted_at; dispatch_date is UTC).
 SELECT
     count(*) AS inputs,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50_ms,
     percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99_ms,
     max(ms) AS max_ms
 FROM (
-    SELECT extract(epoch FROM (min(d.created_at) - i.inserted_at)) * 1000 AS ms
-    FROM hrwsi.input AS i
-    JOIN hrwsi.processing_tasks AS pt ON pt.input_fk_id = i.id
+    SELECT extract(epoch FROM (min(d.dispatch_date) AT TIME ZONE 'UTC' - m.inserted_at)) * 1000
+        AS ms
+    FROM hrwsi.input_meta AS m
+    JOIN hrwsi.processing_tasks AS pt ON pt.input_fk_id = m.input_id
     JOIN hrwsi.nomad_job_dispatch AS d ON d.processing_task_fk_id = pt.id
-    WHERE i.inserted_at >= %(since)s
-    GROUP BY i.id, i.inserted_at
+    WHERE m.inserted_at >= %(since)s
+    GROUP BY m.input_id, m.inserted_at
 ) AS per_input
 
 -- name: metrics_chain_summary

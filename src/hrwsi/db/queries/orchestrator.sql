@@ -74,9 +74,10 @@ SELECT id, condition, routine FROM candidate WHERE NOT stale ORDER BY id
 
 -- name: orchestrator_busy_vms
 -- VMs with a task not ended yet, with their flavour's resources (they still hold quota).
-SELECT vm.id, vm.name, vm.flavour, vm.pooled,
+SELECT vm.id, vm.name, vm.flavour, coalesce(plan.pooled, false) AS pooled,
        coalesce(r.cpu, 0), coalesce(r.ram, 0), coalesce(r.storage_space, 0)
 FROM hrwsi.virtual_machine AS vm
+LEFT JOIN hrwsi.vm_plan AS plan ON plan.virtual_machine_id = vm.id
 LEFT JOIN hrwsi.processing_routine AS r ON r.name = vm.flavour
 WHERE vm.id IN (
     SELECT pt.virtual_machine_id FROM hrwsi.processing_tasks AS pt WHERE pt.has_ended IS NOT TRUE
@@ -90,17 +91,46 @@ WHERE cpu > 0 AND ram > 0 AND storage_space > 0 AND duration > 0
 ORDER BY name
 
 -- name: orchestrator_ensure_pool
--- Make sure each configured worker has its virtual_machine row (flavour kept up to date).
-INSERT INTO hrwsi.virtual_machine AS vm (id, name, flavour, pooled)
-SELECT gen_random_uuid(), w.name, w.flavour, true
-FROM unnest(%(names)s::text[], %(flavours)s::text[]) AS w (name, flavour)
-ON CONFLICT (name) WHERE pooled DO UPDATE SET flavour = EXCLUDED.flavour
-WHERE vm.flavour IS DISTINCT FROM EXCLUDED.flavour
+-- Make sure each configured worker has its virtual_machine row and its vm_plan row (found by pooled_name; flavour kept up to date).
+WITH worker AS (
+    SELECT w.name, w.flavour
+    FROM unnest(%(names)s::text[], %(flavours)s::text[]) AS w (name, flavour)
+),
+known AS (
+    SELECT plan.virtual_machine_id AS id, plan.pooled_name AS name
+    FROM hrwsi.vm_plan AS plan
+    WHERE plan.pooled_name = ANY(%(names)s::text[])
+),
+reflavoured AS (
+    UPDATE hrwsi.virtual_machine AS vm SET flavour = w.flavour
+    FROM known AS k
+    JOIN worker AS w ON w.name = k.name
+    WHERE vm.id = k.id AND vm.flavour IS DISTINCT FROM w.flavour
+    RETURNING vm.id
+),
+fresh AS MATERIALIZED (
+    SELECT gen_random_uuid() AS id, w.name, w.flavour
+    FROM worker AS w
+    WHERE NOT EXISTS (SELECT 1 FROM known AS k WHERE k.name = w.name)
+),
+-- The unique pooled_name decides between two passes adding the same worker at once: the
+-- VM row is written only with the plan row that won.
+planned AS (
+    INSERT INTO hrwsi.vm_plan (virtual_machine_id, pooled, pooled_name)
+    SELECT f.id, true, f.name FROM fresh AS f
+    ON CONFLICT (pooled_name) DO NOTHING
+    RETURNING virtual_machine_id
+)
+INSERT INTO hrwsi.virtual_machine (id, name, flavour)
+SELECT f.id, f.name, f.flavour
+FROM fresh AS f
+JOIN planned AS p ON p.virtual_machine_id = f.id
 
 -- name: orchestrator_pool_workers
 -- The pool's VM rows with the input of each one's last live task (to chain new tasks after it).
 SELECT vm.id, vm.name, vm.flavour, tail.input_fk_id
-FROM hrwsi.virtual_machine AS vm
+FROM hrwsi.vm_plan AS plan
+JOIN hrwsi.virtual_machine AS vm ON vm.id = plan.virtual_machine_id
 LEFT JOIN LATERAL (
     SELECT pt.input_fk_id
     FROM hrwsi.processing_tasks AS pt
@@ -108,29 +138,46 @@ LEFT JOIN LATERAL (
     ORDER BY pt.id DESC
     LIMIT 1
 ) AS tail ON true
-WHERE vm.pooled AND vm.name = ANY(%(names)s::text[])
+WHERE plan.pooled_name = ANY(%(names)s::text[])
 
 -- name: orchestrator_write_plan
--- Write a plan's new VMs and its tasks (in chain order), unqueue its inputs: one statement.
-WITH new_vm AS (
-    INSERT INTO hrwsi.virtual_machine (id, name, flavour, planned_start_min, planned_stop_min)
+-- Write a plan's new VMs and its tasks (in chain order) with their plan rows, unqueue its inputs: one statement.
+WITH vm AS (
     SELECT v.id, v.name, v.flavour, v.start_min, v.stop_min
     FROM unnest(%(vm_ids)s::uuid[], %(vm_names)s::text[], %(vm_flavours)s::text[],
                 %(vm_starts)s::integer[], %(vm_stops)s::integer[])
         AS v (id, name, flavour, start_min, stop_min)
+),
+new_vm AS (
+    INSERT INTO hrwsi.virtual_machine (id, name, flavour)
+    SELECT v.id, v.name, v.flavour FROM vm AS v
     RETURNING id
 ),
-new_task AS (
-    INSERT INTO hrwsi.processing_tasks
-        (input_fk_id, virtual_machine_id, creation_date, preceding_input_id, has_ended,
-         planned_start_min, planned_end_min)
-    SELECT t.input_id, t.vm_id, now() AT TIME ZONE 'UTC', t.preceding_input_id, false,
-           t.start_min, t.end_min
+new_vm_plan AS (
+    INSERT INTO hrwsi.vm_plan (virtual_machine_id, planned_start_min, planned_stop_min)
+    SELECT v.id, v.start_min, v.stop_min FROM vm AS v
+),
+task AS (
+    SELECT t.input_id, t.vm_id, t.preceding_input_id, t.start_min, t.end_min, t.position
     FROM unnest(%(task_inputs)s::bigint[], %(task_vms)s::uuid[], %(task_preceding)s::bigint[],
                 %(task_starts)s::integer[], %(task_ends)s::integer[])
         WITH ORDINALITY AS t (input_id, vm_id, preceding_input_id, start_min, end_min, position)
+),
+new_task AS (
+    INSERT INTO hrwsi.processing_tasks
+        (input_fk_id, virtual_machine_id, creation_date, preceding_input_id, has_ended)
+    SELECT t.input_id, t.vm_id, now() AT TIME ZONE 'UTC', t.preceding_input_id, false
+    FROM task AS t
     ORDER BY t.position
-    RETURNING id
+    RETURNING id, input_fk_id
+),
+-- A plan gives an input one task (and an input has one live task at most): the input
+-- identifies the new task's plan row.
+new_task_state AS (
+    INSERT INTO hrwsi.task_state (processing_task_id, planned_start_min, planned_end_min)
+    SELECT n.id, t.start_min, t.end_min
+    FROM new_task AS n
+    JOIN task AS t ON t.input_id = n.input_fk_id
 ),
 planned AS (
     DELETE FROM hrwsi.orchestrator_backlog
@@ -209,7 +256,9 @@ HAVING count(*) > 0
 
 -- name: orchestrator_retry_lock_task
 -- Lock one task for an operator retry and report what decides whether it may be retried.
-SELECT pt.id, pt.input_fk_id, pt.has_ended, pt.extra_attempts,
+SELECT pt.id, pt.input_fk_id, pt.has_ended,
+       coalesce((SELECT ts.extra_attempts FROM hrwsi.task_state AS ts
+                 WHERE ts.processing_task_id = pt.id), 0) AS extra_attempts,
        EXISTS (
            SELECT 1
            FROM hrwsi.nomad_job_dispatch AS d
@@ -228,15 +277,23 @@ FOR UPDATE OF pt
 -- name: orchestrator_retry_task
 -- Reopen an ended task with one more attempt, record the operator's action, wake the launcher.
 WITH reopened AS (
-    UPDATE hrwsi.processing_tasks
-    SET has_ended = false, extra_attempts = extra_attempts + 1, next_attempt_at = NULL
+    UPDATE hrwsi.processing_tasks SET has_ended = false
     WHERE id = %(task_id)s
-    RETURNING id, extra_attempts
+    RETURNING id
+),
+granted AS (
+    -- A task without its task_state row (written by a v1 tool) gets one; its creation time is
+    -- not known, so created_at stays NULL.
+    INSERT INTO hrwsi.task_state AS ts (processing_task_id, created_at, extra_attempts)
+    SELECT id, NULL, 1 FROM reopened
+    ON CONFLICT (processing_task_id) DO UPDATE
+        SET extra_attempts = ts.extra_attempts + 1, next_attempt_at = NULL
+    RETURNING processing_task_id AS id, extra_attempts
 ),
 recorded AS (
     INSERT INTO hrwsi.task_retry
         (processing_task_fk_id, requested_by, reason, dispatches_before, extra_attempts_after)
-    SELECT id, %(requested_by)s, %(reason)s, %(dispatches)s, extra_attempts FROM reopened
+    SELECT id, %(requested_by)s, %(reason)s, %(dispatches)s, extra_attempts FROM granted
     RETURNING processing_task_fk_id, extra_attempts_after
 )
 SELECT r.extra_attempts_after,
