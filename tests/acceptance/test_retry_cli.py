@@ -123,6 +123,8 @@ async def test_retry_refuses_tasks_that_did_not_fail_for_good(
         code, _, err = await hrwsi(db_url, "retry", str(task_id))
         assert code == 1, err
         assert f"processing task {task_id} cannot be retried" in err and why in err
-    cur = await conn.execute("SELECT count(*), sum(coalesce(ts.extra_attempts, 0)) FROM hrwsi.processing_tasks pt"
-        " LEFT JOIN hrwsi.task_state ts ON ts.processing_task_id = pt.id")
+    cur = await conn.execute(
+        "SELECT count(*), sum(coalesce(ts.extra_attempts, 0)) FROM hrwsi.processing_tasks pt"
+        " LEFT JOIN hrwsi.task_state ts ON ts.processing_task_id = pt.id"
+    )
     assert await cur.fetchone() == (4, 0)

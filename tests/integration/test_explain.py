@@ -2,9 +2,10 @@
 
 One database per module is filled with generate_series (50k inputs with their input_meta
 rows, 50k tasks with their task_state rows, 100k dispatches and status rows, 20k products and
-indexation rows), analysed, then each hot query is planned with a literal argument. The v1 functions are planned through their bodies
-(PREPARE of the function's SQL with its argument types, EXECUTE with a value), so a scalar
-function that PostgreSQL does not inline is checked too.
+indexation rows), analysed, then each hot query is planned with a literal argument. The v1
+functions are planned through their bodies (PREPARE of the function's SQL with its argument
+types, EXECUTE with a value), so a scalar function that PostgreSQL does not inline is checked
+too.
 """
 
 from __future__ import annotations
@@ -283,4 +284,4 @@ def test_hot_query_uses_indexes(
 def test_next_retry_reads_the_partial_index(big: psycopg.Connection[Any]) -> None:
     """The launcher's next wake-up is a range read of task_state_next_attempt_idx."""
     plan = plan_of(big, queries.get("launcher_next_retry"))
-    assert ("task_state_next_attempt_idx") in str(plan)
+    assert "task_state_next_attempt_idx" in str(plan)

@@ -188,7 +188,8 @@ async def test_the_queries_read_the_moved_facts(old: psycopg.AsyncConnection[Any
     await _upgrade(old)
     cur = await old.execute(queries.get("launcher_next_retry"))
     assert await cur.fetchone() == (dt.datetime(2030, 1, 1, tzinfo=dt.UTC),)
-    cur = await old.execute(queries.get("orchestrator_pool_workers"), {"names": ["node-a", "node-b"]})
+    names = {"names": ["node-a", "node-b"]}
+    cur = await old.execute(queries.get("orchestrator_pool_workers"), names)
     assert sorted((name, tail) for _, name, _, tail in await cur.fetchall()) == [
         ("node-a", None),
         ("node-b", 3),
@@ -196,9 +197,7 @@ async def test_the_queries_read_the_moved_facts(old: psycopg.AsyncConnection[Any
     cur = await old.execute(queries.get("orchestrator_retry_lock_task"), {"task_id": 3})
     row = await cur.fetchone()
     assert row is not None and row[3] == 1  # extra_attempts
-    cur = await old.execute(
-        queries.get("orchestrator_busy_vms"),
-    )
+    cur = await old.execute(queries.get("orchestrator_busy_vms"))
     assert sorted((r[1], r[3]) for r in await cur.fetchall()) == [
         ("hrwsi-vm-1", False),
         ("node-b", True),
