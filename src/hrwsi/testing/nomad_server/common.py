@@ -30,9 +30,12 @@ class Script:
 
     ``failure`` (``"Driver Failure"``, ``"Setup Failure"``, …) fails it before it starts.
     Otherwise it starts after ``start_delay_s`` and, after ``run_s``: becomes ``lost``
-    (``lost``), or ``unknown`` for ``unknown_s`` then lost (``unknown_then_lost``), or runs
-    until stopped (``hang``), or terminates with ``exit_code`` (``oom``: killed by the kernel,
-    exit 137).
+    (``lost``: its node went down and came back), or ``unknown`` for ``unknown_s`` then lost
+    (``unknown_then_lost``), or runs until stopped (``hang``), or terminates with
+    ``exit_code`` (``oom``: killed by the kernel, exit 137). A lost allocation is replaced,
+    as real Nomad does whatever the reschedule policy says, unless its group forbids it
+    (``Disconnect.Replace: false`` or ``PreventRescheduleOnLost: true``); the replacement
+    plays ``replacement``.
     """
 
     exit_code: int = 0
@@ -45,6 +48,9 @@ class Script:
     hang: bool = False
     start_delay_s: float = 0.05
     run_s: float = 0.1
+    # What the replacement of a lost allocation plays (Nomad replaces lost allocations unless
+    # the group forbids it); None: a plain run of the same length that exits 0.
+    replacement: Script | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +81,8 @@ class _Job:
     blocked_evals: list[str] = field(default_factory=list)
     dead_since: float | None = None
     status: str = "pending"
+    # scripts of lost allocations' replacements still waiting for a node, oldest first
+    pending_scripts: list[Script] = field(default_factory=list)
 
     @property
     def id(self) -> str:

@@ -198,6 +198,15 @@ class JobsApi(Scheduler):
             disk = {"SizeMB": 300, "Sticky": False, "Migrate": False}
             group["EphemeralDisk"] = {**disk, **(group.get("EphemeralDisk") or {})}
             group.setdefault("Constraints", [])
+            group.setdefault("PreventRescheduleOnLost", False)  # Nomad >= 1.7.2
+            if isinstance(group.get("Disconnect"), dict):  # Nomad >= 1.8
+                group["Disconnect"] = {
+                    "LostAfter": 0,
+                    "StopOnClientAfter": None,
+                    "Replace": True,
+                    "Reconcile": "best_score",
+                    **group["Disconnect"],
+                }
             for task in group.get("Tasks") or []:
                 resources = dict(task.get("Resources") or {})
                 resources.pop("DiskMB", None)  # silently dropped, as by Nomad

@@ -220,9 +220,9 @@ class Scheduler(ClusterCore):
                         break
                     job.queued[tg] -= 1
                     eval_id = job.blocked_evals[-1] if job.blocked_evals else ""
-                    events.append(
-                        self._alloc_event("PlanResult", self._new_alloc(job, group, node, eval_id))
-                    )
+                    script = job.pending_scripts.pop(0) if job.pending_scripts else None
+                    alloc = self._new_alloc(job, group, node, eval_id, script=script)
+                    events.append(self._alloc_event("PlanResult", alloc))
             if not any(job.queued.values()):
                 job.queued = {}
                 for blocked in job.blocked_evals:
@@ -239,7 +239,14 @@ class Scheduler(ClusterCore):
         return script or Script()
 
     def _new_alloc(
-        self, job: _Job, group: dict[str, Any], node: dict[str, Any], eval_id: str
+        self,
+        job: _Job,
+        group: dict[str, Any],
+        node: dict[str, Any],
+        eval_id: str,
+        *,
+        script: Script | None = None,
+        previous: str = "",
     ) -> dict[str, Any]:
         now = time.time_ns()
         alloc_id = str(uuid.uuid4())
@@ -277,7 +284,10 @@ class Scheduler(ClusterCore):
         }
         self._allocs[alloc_id] = alloc
         self.runs_started.append(job.id)
-        self._sims[alloc_id] = asyncio.create_task(self._simulate(alloc_id, self._script_for(job)))
+        if previous:
+            alloc["PreviousAllocation"] = previous
+        script = script or self._script_for(job)
+        self._sims[alloc_id] = asyncio.create_task(self._simulate(alloc_id, script))
         return alloc
 
     # -- allocation life --------------------------------------------------------------------------
@@ -351,6 +361,7 @@ class Scheduler(ClusterCore):
             state["Events"].append(self._task_event("Started", "Task started by client"))
             state.update(State="running", StartedAt=started)
         alloc.update(ClientStatus="running", ClientDescription="Tasks are running")
+        self.executions[alloc["JobID"]] += 1
         self._update_alloc(alloc)
         if script.hang:
             await asyncio.Event().wait()
@@ -363,13 +374,7 @@ class Scheduler(ClusterCore):
                 )
                 self._update_alloc(alloc, "PlanResult")
                 await asyncio.sleep(script.unknown_s)
-            alloc.update(
-                ClientStatus="lost",
-                DesiredStatus="stop",
-                DesiredDescription="alloc is lost since its node is down",
-                ClientDescription="alloc is lost since its node is down",
-            )
-            self._update_alloc(alloc, "PlanResult")
+            self._lose(alloc, script)
             return
         exit_code = 137 if script.oom else script.exit_code
         failed = exit_code != 0 or script.oom
@@ -402,6 +407,77 @@ class Scheduler(ClusterCore):
             ClientDescription="Failed tasks" if failed else "All tasks have completed",
         )
         self._update_alloc(alloc)
+
+    @staticmethod
+    def _replaces_lost(group: Mapping[str, Any]) -> bool:
+        """Whether Nomad replaces this group's lost allocations (it does unless told not to).
+
+        The reschedule policy does not matter: it governs failed allocations only.
+        """
+        disconnect = group.get("Disconnect") or {}
+        if disconnect.get("Replace") is False:  # Nomad >= 1.8
+            return False
+        return group.get("PreventRescheduleOnLost") is not True  # Nomad >= 1.7.2
+
+    def _lose(self, alloc: dict[str, Any], script: Script) -> None:
+        """Mark an allocation lost and, in the same plan, place its replacement if allowed."""
+        alloc.update(
+            ClientStatus="lost",
+            DesiredStatus="stop",
+            DesiredDescription="alloc is lost since its node is down",
+            ClientDescription="alloc is lost since its node is down",
+        )
+        task = self._sims.pop(alloc["ID"], None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        for state in self._tasks(alloc):
+            if state["State"] != "dead":
+                state.update(State="dead", FinishedAt=_rfc3339(time.time_ns()))
+        alloc["ModifyTime"] = time.time_ns()
+        alloc["ModifyIndex"] = self._index + 1
+        events = [self._alloc_event("PlanResult", alloc)]
+        job = self._jobs.get((alloc["Namespace"], alloc["JobID"]))
+        group = next(
+            (g for g in (job.spec["TaskGroups"] if job else []) if g["Name"] == alloc["TaskGroup"]),
+            None,
+        )
+        if (
+            job is not None
+            and group is not None
+            and not job.spec.get("Stop")
+            and self._replaces_lost(group)
+        ):
+            again = script.replacement or Script(run_s=script.run_s)
+            node, _ = self._place(job, group)
+            if node is None:  # no node can take it now: queued until one can
+                job.queued[group["Name"]] = job.queued.get(group["Name"], 0) + 1
+                job.pending_scripts.append(again)
+            else:
+                replacement = self._new_alloc(
+                    job, group, node, alloc["EvalID"], script=again, previous=alloc["ID"]
+                )
+                alloc["NextAllocation"] = replacement["ID"]
+                events = [
+                    self._alloc_event("PlanResult", alloc),
+                    self._alloc_event("PlanResult", replacement),
+                ]
+        self._write(["allocs", "jobs", "job_summary", "evals"], events)
+        if job is not None:
+            self._refresh(job)
+
+    def lose_node(self, name: str) -> None:
+        """The node misses its heartbeats and is marked down: its live allocations are lost
+        (and replaced elsewhere unless their group forbids it). ``add_node`` brings it back."""
+        for node in self._nodes.values():
+            if node["Name"] != name:
+                continue
+            node["Status"] = "down"
+            node["ModifyIndex"] = self._index + 1
+            self._write(["nodes"], [])
+            for alloc in list(self._allocs.values()):
+                if alloc["NodeID"] == node["ID"] and alloc["ClientStatus"] not in _TERMINAL_CLIENT:
+                    job = self._jobs.get((alloc["Namespace"], alloc["JobID"]))
+                    self._lose(alloc, self._script_for(job) if job else Script())
 
     def _stop_alloc(self, alloc_id: str, why: str) -> None:
         alloc = self._allocs[alloc_id]
