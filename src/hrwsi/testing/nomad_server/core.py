@@ -48,6 +48,7 @@ class ClusterCore:
         rule: Callable[[dict[str, Any]], Script | None] | None = None,
         port: int = 0,
         variables_api: bool = True,
+        replace_lost_always: bool = False,
     ) -> None:
         self._drivers = tuple(drivers)
         self.tokens = set(tokens) if tokens is not None else None
@@ -65,6 +66,9 @@ class ClusterCore:
         self.executions: Counter[str] = Counter()
         # False: a cluster without the variables API (Nomad < 1.4): /v1/var* is not routed
         self.variables_api = variables_api
+        # True: plays Nomad < 1.7.2, which knows neither field that forbids replacing lost
+        # allocations (it ignores them, as it ignores every unknown field)
+        self.replace_lost_always = replace_lost_always
         self.variables: dict[tuple[str, str], dict[str, str]] = {}  # (namespace, path): items
         self._port = port
         self._index = 1

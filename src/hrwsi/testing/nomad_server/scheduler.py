@@ -408,12 +408,13 @@ class Scheduler(ClusterCore):
         )
         self._update_alloc(alloc)
 
-    @staticmethod
-    def _replaces_lost(group: Mapping[str, Any]) -> bool:
+    def _replaces_lost(self, group: Mapping[str, Any]) -> bool:
         """Whether Nomad replaces this group's lost allocations (it does unless told not to).
 
         The reschedule policy does not matter: it governs failed allocations only.
         """
+        if self.replace_lost_always:
+            return True
         disconnect = group.get("Disconnect") or {}
         if disconnect.get("Replace") is False:  # Nomad >= 1.8
             return False

@@ -31,7 +31,8 @@ class NomadStandIn(JobsApi, AllocationsApi, EventStream, VariablesApi):
     """A simulated Nomad cluster served on ``127.0.0.1`` (see the package docstring).
 
     ``variables_api=False`` plays a cluster without Nomad variables (Nomad < 1.4): every
-    ``/v1/var`` path answers 404 as an unknown route does.
+    ``/v1/var`` path answers 404 as an unknown route does. ``replace_lost_always=True``
+    plays Nomad < 1.7.2: lost allocations are replaced whatever the group says.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class NomadStandIn(JobsApi, AllocationsApi, EventStream, VariablesApi):
         rule: Callable[[dict[str, Any]], Script | None] | None = None,
         port: int = 0,
         variables_api: bool = True,
+        replace_lost_always: bool = False,
     ) -> None:
         super().__init__(
             drivers=drivers,
@@ -62,6 +64,7 @@ class NomadStandIn(JobsApi, AllocationsApi, EventStream, VariablesApi):
             rule=rule,
             port=port,
             variables_api=variables_api,
+            replace_lost_always=replace_lost_always,
         )
         for name in nodes:
             self.add_node(name)
