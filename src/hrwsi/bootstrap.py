@@ -8,6 +8,7 @@ environment or picks an implementation.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,7 @@ def local_dirs(config: Config) -> tuple[Path, Path]:
 def build_executor(config: Config) -> Executor:
     """The configured executor: local subprocesses (default) or a Nomad cluster."""
     if config.executor.kind == "nomad":
-        from hrwsi.executors.nomad import NomadExecutor
-
-        return NomadExecutor(config.executor.nomad)
+        return build_nomad_executor(config)
     from hrwsi.executors.local import LocalExecutor
 
     work_dir, data_root = local_dirs(config)
@@ -50,6 +49,38 @@ def build_executor(config: Config) -> Executor:
         max_parallel=config.executor.local.max_parallel,
         timeout_factor=config.executor.local.timeout_factor,
     )
+
+
+# -- Nomad: the cluster address and ACL token (HRWSI_NOMAD_ADDR / HRWSI_NOMAD_TOKEN, read
+# into the configuration) and the environment holding the passthrough secrets are handed to
+# the executor here; the executor and its client read no environment themselves.
+
+
+def build_nomad_executor(config: Config) -> Executor:
+    """The Nomad executor, with a client of the configured cluster and token."""
+    from hrwsi.executors.nomad import NomadExecutor
+    from hrwsi.executors.nomad_client import NomadClient
+
+    settings = config.executor.nomad
+    client = NomadClient.connect(settings.address, settings.token, settings)
+    return NomadExecutor(settings, client=client, owns_client=True)
+
+
+async def publish_nomad_secrets(executor: Executor) -> None:
+    """Copy the passthrough secrets of this process's environment to the Nomad variable;
+    fails at start on a cluster without Nomad variables (Nomad < 1.4)."""
+    from hrwsi.executors.nomad import NomadExecutor
+
+    if not isinstance(executor, NomadExecutor):
+        return
+    try:
+        await executor.publish_secrets(os.environ)
+    except BaseException:
+        await executor.aclose()  # nothing else owns it yet
+        raise
+
+
+# -- services -------------------------------------------------------------------------------
 
 
 def build_services(
@@ -104,12 +135,9 @@ async def build(config: Config, db_url: str, only: Sequence[str] = ALL_SERVICES)
     """Check the schema and wire the services into a runner (nothing runs yet)."""
     await check_schema(db_url)
     executor = build_executor(config) if "launcher" in only else None
-    if config.executor.kind == "nomad" and config.executor.nomad.passthrough_env:
-        from hrwsi.executors.nomad import NomadExecutor
-
-        if isinstance(executor, NomadExecutor):
-            # The runs read these from a Nomad variable; values never enter a job spec.
-            await executor.publish_secrets()
+    if executor is not None and config.executor.nomad.passthrough_env:
+        # The runs read these from a Nomad variable; values never enter a job spec.
+        await publish_nomad_secrets(executor)
     services = build_services(config, db_url, only, executor=executor)
     runner = Runner(
         db_url,

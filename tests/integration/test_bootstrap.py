@@ -7,6 +7,7 @@ from pydantic import SecretStr
 
 from hrwsi import bootstrap
 from hrwsi.config import Config, ExecutorConfig, NomadExecutorConfig
+from hrwsi.domain import errors
 from hrwsi.executors.local import LocalExecutor
 from hrwsi.executors.nomad import NomadExecutor
 from hrwsi.testing.nomad_server import NomadStandIn
@@ -49,3 +50,20 @@ async def test_nomad_secrets_are_published_to_a_variable_not_a_spec(
             assert nomad.received_jobs == []
         finally:
             await app.services[0].aclose()
+
+
+async def test_nomad_without_variables_fails_at_start_with_a_clear_message(db_url: str) -> None:
+    """passthrough_env on a cluster without Nomad variables (< 1.4) stops the build itself,
+    naming what is missing, before any job is submitted."""
+    async with NomadStandIn(variables_api=False) as nomad:
+        config = Config(
+            executor=ExecutorConfig(
+                kind="nomad",
+                nomad=NomadExecutorConfig(
+                    address=nomad.address, passthrough_env=("HRWSI_ROUTINE_S3_KEY",)
+                ),
+            )
+        )
+        with pytest.raises(errors.ExecutorRejected, match=r"Nomad variables \(Nomad >= 1\.4\)"):
+            await bootstrap.build(config, db_url, only=("launcher",))
+        assert nomad.received_jobs == []

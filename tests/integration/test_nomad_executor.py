@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -429,7 +430,7 @@ async def test_secrets_never_reach_the_job_spec(
         )
         async with running(nomad, **cfg.model_dump(exclude={"address"})) as (executor, coll):
             nomad.variables[("default", "nomad/jobs")] = {"OTHER": "kept"}
-            assert await executor.publish_secrets() == ["S3_SECRET_KEY"]
+            assert await executor.publish_secrets(os.environ) == ["S3_SECRET_KEY"]
             assert nomad.variables[("default", "nomad/jobs")] == {
                 "OTHER": "kept",
                 "S3_SECRET_KEY": "s3cr3t-value-42",

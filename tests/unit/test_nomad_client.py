@@ -195,12 +195,22 @@ async def test_not_found_is_typed() -> None:
     assert calls == 1
 
 
-def test_retry_policy_backoff_grows_and_switches_off() -> None:
-    """Backoff stays within the exponential cap, and is zero when switched off."""
-    policy = RetryPolicy(5, 1.0, 4.0)
-    assert all(0 <= policy.delay(1) <= 1.0 for _ in range(20))
-    assert all(0 <= policy.delay(5) <= 4.0 for _ in range(20))
-    assert RetryPolicy(5, 0.0, 0.0).delay(3) == 0.0
+async def test_retry_policy_is_stamina_with_its_attempt_limit() -> None:
+    """The policy's stamina context tries ``attempts`` times in all, then lets the error out."""
+    tries = 0
+    with pytest.raises(errors.ExecutorTransient):
+        async for attempt in RetryPolicy(3, 0.0, 0.0).retrying(errors.ExecutorTransient):
+            with attempt:
+                tries += 1
+                raise errors.ExecutorTransient("down")
+    assert tries == 3
+    tries = 0
+    with pytest.raises(ValueError):
+        async for attempt in RetryPolicy(3, 0.0, 0.0).retrying(errors.ExecutorTransient):
+            with attempt:
+                tries += 1
+                raise ValueError("not transient")
+    assert tries == 1
 
 
 # -- event stream -------------------------------------------------------------------------------

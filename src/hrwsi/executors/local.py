@@ -26,7 +26,13 @@ either (the whole group was killed while nobody watched) is the attempt reported
 external_error ("lost"), so the launcher retries it. The one unguarded window is between
 spawning the process and writing its state file (about a millisecond: both happen in the
 spawn thread, off the event loop): a crash exactly there leaves a run that a restarted launcher
-does not see and submits again.
+does not see.
+
+A run this executor no longer knows at all (no state file) is ``UNKNOWN``; the launcher
+submits it again only if its submit was never acknowledged (``hrwsi.dispatch_ack``; ``submit``
+returns once the run is queued). An acknowledged one is reported lost ("lost track") and
+retried as the next attempt, so the same attempt never silently runs twice — in the window
+above, the orphan may then overlap the next attempt.
 """
 
 from __future__ import annotations

@@ -19,16 +19,29 @@ per VM plus dispatch with an idempotency token (CONTRACT.md §1, §2, §9) becau
 ``use_cores``), ``MemoryMB`` = ram GB * 1024, the group's ``EphemeralDisk.SizeMB`` = storage GB
 * 1024 (task-level ``DiskMB`` would be dropped silently); a constraint
 ``${attr.unique.hostname} = <vm_name>`` unless ``pin_to_vm`` is off; restarts and reschedules
-off. Job ``Meta`` carries ``HRWSI_TASK_ID``, ``HRWSI_ATTEMPT``, ``HRWSI_ROUTINE``,
+off, and no replacement of a *lost* allocation (below). Job ``Meta`` carries
+``HRWSI_TASK_ID``, ``HRWSI_ATTEMPT``, ``HRWSI_ROUTINE``,
 ``HRWSI_VM_NAME``, ``HRWSI_INPUT_PATH``, ``HRWSI_INPUT_PATHS`` (JSON list),
 ``HRWSI_PRODUCT_PATH`` and ``HRWSI_META_<KEY>``; the task ``Env`` maps each to
 ``${NOMAD_META_<name>}`` so the routine sees the same variables as a local run.
 
+**Lost nodes.** Nomad replaces an allocation lost with its node whatever the reschedule
+policy says (that policy governs failed allocations). The group therefore says
+``"Disconnect": {"Replace": false}`` (the ``disconnect`` block, Nomad >= 1.8) and
+``"PreventRescheduleOnLost": true`` (Nomad 1.7.2 to 1.x; deprecated by 1.8 in favour of
+the former, the two agree), and older servers ignore fields they do not know. Whatever the
+version, a run with a lost allocation is reported as an external error only after its job
+has been stopped (deregistered, not purged), so neither a replacement nor anything else of
+that attempt runs once the launcher can retry it; an attempt with a lost allocation stays
+lost even when Nomad has placed a replacement meanwhile.
+
 **Secrets** are never in the spec: for each name in ``passthrough_env`` a template reads the
 value from the Nomad variable at ``secrets_variable_path`` (default ``nomad/jobs``, readable by
 every job of the namespace without an extra policy) into the task environment. The values
-get there by :meth:`NomadExecutor.publish_secrets` (from the launcher's environment) or by an
-operator (``nomad var put nomad/jobs NAME=…``). The ACL token only travels in the
+get there by :meth:`NomadExecutor.publish_secrets` (from the environment the composition
+root hands in) or by an operator (``nomad var put nomad/jobs NAME=…``). Both need Nomad
+variables (Nomad >= 1.4): :meth:`NomadExecutor.check_variables` refuses to start on a
+cluster without them. The ACL token only travels in the
 ``X-Nomad-Token`` header.
 
 **Outcomes** come from the event stream (topics ``Job`` and ``Allocation``, filtered here by
@@ -43,9 +56,11 @@ purged, like every run, by :meth:`forget` once the launcher has recorded it.
 
 **Restart.** The executor keeps only an in-memory view. A restarted launcher calls
 ``status(key)`` for its open dispatches: the job is read back and followed again. A 404 for
-a key this process submitted or saw is ``EXTERNAL_ERROR`` ("lost track"); for a key it never
-saw it is ``UNKNOWN`` (never submitted, or purged/GC'd before this process started: the
-launcher decides, e.g. resubmit the same attempt, which is idempotent while the job exists).
+a key this process submitted or saw is ``EXTERNAL_ERROR`` ("lost track: garbage-collected
+before its outcome was recorded"); for a key it never saw it is ``UNKNOWN``: never
+submitted, or purged/GC'd before this process started. The launcher tells the two apart by
+its own record of the acknowledged submit (``hrwsi.dispatch_ack``): only a submit Nomad
+never acknowledged is made again.
 """
 
 from __future__ import annotations
@@ -53,7 +68,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +83,7 @@ from hrwsi.executors.base import Attempt, Outcome, RunState, attempt_variables
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+LOST_TRACK = "lost track: garbage-collected before its outcome was recorded"
 GROUP = "run"
 TASK = "routine"
 FAILURE_TYPES = (
@@ -146,6 +161,10 @@ def job_spec(attempt: Attempt, settings: NomadExecutorConfig) -> dict[str, Any]:
                     "Delay": 15 * _NS,
                 },
                 "ReschedulePolicy": {"Attempts": 0, "Unlimited": False},
+                # A lost allocation is not replaced (the reschedule policy does not cover it):
+                # the disconnect block (Nomad >= 1.8) and its predecessor (>= 1.7.2).
+                "Disconnect": {"Replace": False},
+                "PreventRescheduleOnLost": True,
                 "EphemeralDisk": {"SizeMB": routine.storage * 1024},
                 "Tasks": [task],
             }
@@ -234,6 +253,7 @@ class _Run:
     eval_id: str = ""
     emitted: RunState | None = None
     final: Outcome | None = None
+    stopped_lost: bool = False  # its job was stopped after an allocation was lost
 
 
 class NomadExecutor:
@@ -245,9 +265,12 @@ class NomadExecutor:
         *,
         client: nomad_client.NomadClient | None = None,
         http: httpx.AsyncClient | None = None,
+        owns_client: bool | None = None,
     ) -> None:
+        """``client`` (made from ``settings`` when omitted) is closed by :meth:`aclose` if
+        ``owns_client`` (default: only a client made here)."""
         self._settings = settings
-        self._owns_client = client is None
+        self._owns_client = client is None if owns_client is None else owns_client
         self._client = client or nomad_client.NomadClient.from_config(settings, http)
         self._runs: dict[str, _Run] = {}
         self._queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
@@ -272,17 +295,40 @@ class NomadExecutor:
         prefix = self._settings.job_prefix + "-"
         return job_id[len(prefix) :] if job_id.startswith(prefix) else None
 
-    async def publish_secrets(self, env: Mapping[str, str] | None = None) -> list[str]:
-        """Copy the ``passthrough_env`` values of this process's environment into the Nomad
-        variable the runs' template reads; return the names copied.
+    async def check_variables(self) -> None:
+        """Fail now, with a clear message, if the cluster has no Nomad variables (Nomad < 1.4).
 
-        Optional (values may be put there by an operator instead); other items of the
-        variable are kept. Values go only into that one request body, never into a log.
+        The runs' secrets template reads a Nomad variable, so without that API every run
+        would fail at its start; a missing variable (404 ``variable not found``) is fine.
         """
-        source = os.environ if env is None else env
+        path = self._settings.secrets_variable_path
+        try:
+            await self._client.get_variable(path)
+        except nomad_client.JobNotFound as exc:
+            if "variable not found" in str(exc):
+                return
+            raise errors.ExecutorRejected(
+                "executor.nomad.passthrough_env needs Nomad variables (Nomad >= 1.4), and the "
+                f"cluster at {self._settings.address} has no variables API (GET /v1/var/{path} "
+                f"answered {exc}); upgrade Nomad or leave passthrough_env empty",
+                status_code=exc.status_code,
+                url=exc.url,
+            ) from exc
+
+    async def publish_secrets(self, env: Mapping[str, str]) -> list[str]:
+        """Copy the ``passthrough_env`` values found in ``env`` into the Nomad variable the
+        runs' template reads; return the names copied. Needs Nomad variables (Nomad >= 1.4):
+        checked first (:meth:`check_variables`), so a cluster without them fails here, at
+        start, rather than at the first run.
+
+        ``env`` is handed in by the composition root (the executor reads no environment).
+        Publishing is optional (values may be put there by an operator instead); other items
+        of the variable are kept. Values go only into that one request body, never into a log.
+        """
+        await self.check_variables()
         names = self._settings.passthrough_env
-        items = {name: source[name] for name in names if name in source}
-        missing = [name for name in names if name not in source]
+        items = {name: env[name] for name in names if name in env}
+        missing = [name for name in names if name not in env]
         if missing:
             log.warning("nomad.secrets_missing", extra={"names": missing})
         if not items:
@@ -377,15 +423,18 @@ class NomadExecutor:
             allocs = (await self._client.get_job_allocations(job_id)).value
         except nomad_client.JobNotFound:
             if key in self._runs:
-                return Outcome(
-                    key,
-                    RunState.EXTERNAL_ERROR,
-                    "lost track: the job was garbage-collected or purged before its outcome "
-                    "was recorded",
-                    run_id=job_id,
-                )
+                return Outcome(key, RunState.EXTERNAL_ERROR, LOST_TRACK, run_id=job_id)
             return Outcome(key, RunState.UNKNOWN, "no such Nomad job", run_id=job_id)
         try:
+            lost = sorted(
+                (a for a in allocs if a.get("ClientStatus") == "lost"),
+                key=lambda a: int(a.get("CreateIndex") or 0),
+            )
+            if lost:
+                # The attempt is lost even if Nomad placed a replacement: stop the job first.
+                state, message, exit_code = classify_allocation(lost[0])
+                await self._stop_lost(key, job)
+                return Outcome(key, state, message, exit_code, run_id=job_id)
             if allocs:
                 latest = max(allocs, key=lambda a: int(a.get("CreateIndex") or 0))
                 state, message, exit_code = classify_allocation(latest)
@@ -403,6 +452,17 @@ class NomadExecutor:
             raise errors.ExecutorTransient(
                 f"Nomad sent a job or allocation that cannot be read: {exc!r}", url=job_id
             ) from exc
+
+    async def _stop_lost(self, key: str, job: Mapping[str, Any]) -> None:
+        """Stop (not purge) the job of a run with a lost allocation, before it is reported, so
+        no replacement runs it again; a failed stop raises and the run is read again later."""
+        run = self._runs.get(key)
+        if (run is not None and run.stopped_lost) or job.get("Stop"):
+            return
+        await self._client.delete_job(self.job_id(key))
+        if run is not None:
+            run.stopped_lost = True
+        log.warning("nomad.lost_stopped", extra={"key": key, "job_id": self.job_id(key)})
 
     async def _check_placement(self, key: str, job: Mapping[str, Any]) -> Outcome:
         job_id = self.job_id(key)
@@ -487,6 +547,9 @@ class NomadExecutor:
         """Whether a listed job may hold news the stream did not bring (a cheap test)."""
         if stub is None or stub.get("Status") == "dead":
             return True  # purged or GC'd (404 path), or ended
+        summary = (stub.get("JobSummary") or {}).get("Summary") or {}
+        if any(int(group.get("Lost") or 0) for group in summary.values()):
+            return True  # a lost allocation, maybe already replaced: stop the job and report
         if stub.get("Status") == "running":
             return self._runs[key].emitted is None  # started, unless already reported
         waited_s = (time.time_ns() - int(stub.get("SubmitTime") or 0)) / _NS

@@ -9,12 +9,15 @@ event stream loses filter keys and replays from the first index on reconnect.
 - Errors are plain text. They become :class:`hrwsi.domain.errors.ExecutorRejected` (403, 4xx,
   spec validation and other permanent 500s), :class:`JobNotFound` (404), or
   :class:`hrwsi.domain.errors.ExecutorTransient` (timeouts, connection errors, leader loss,
-  other 5xx) which is retried here with exponential backoff before it is raised.
+  other 5xx) which is retried here (``stamina``: exponential backoff with jitter, switched
+  off by a zero ``initial_s``) before it is raised.
 - Reads are blocking queries when given ``index``: they return :class:`Indexed` with the
   ``X-Nomad-Index`` of the reply.
 - :meth:`NomadClient.events` follows the ndjson event stream, skips ``{}`` heartbeats and
   reconnects from the last index after a cut or ``event_silence_s`` without a byte, dropping
   frames already seen.
+- The client reads no environment: the address and the token are handed in (by
+  ``hrwsi.bootstrap`` in production, from the configuration).
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ import asyncio
 import base64
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
+import stamina
 from pydantic import SecretStr
 
 from hrwsi.config import NomadExecutorConfig
@@ -74,17 +77,28 @@ class Indexed(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How transient failures are retried: ``attempts`` tries in all, exponential backoff."""
+    """How transient failures are retried: ``attempts`` tries in all, exponential backoff.
+
+    The waits are stamina's: ``initial_s * 2**(n-1)`` plus up to ``initial_s`` of jitter,
+    capped at ``max_s``; ``initial_s = 0`` switches waiting off (tests).
+    """
 
     attempts: int = 5
     initial_s: float = 0.5
     max_s: float = 10.0
 
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after the ``failures``-th failure (full jitter, 0 when switched off)."""
-        if self.initial_s <= 0:
-            return 0.0
-        return random.uniform(0, min(self.max_s, self.initial_s * 2 ** (failures - 1)))
+    def retrying(
+        self, on: type[Exception] | tuple[type[Exception], ...], *, forever: bool = False
+    ) -> AsyncIterator[stamina.Attempt]:
+        """A ``stamina.retry_context`` retrying ``on`` (``forever``: no attempt limit)."""
+        return stamina.retry_context(
+            on=on,
+            attempts=None if forever else max(1, self.attempts),
+            timeout=None,
+            wait_initial=max(0.0, self.initial_s),
+            wait_max=max(0.0, self.max_s),
+            wait_jitter=max(0.0, self.initial_s),
+        )
 
 
 def job_path(job_id: str) -> str:
@@ -137,10 +151,22 @@ class NomadClient:
         cls, settings: NomadExecutorConfig, http: httpx.AsyncClient | None = None
     ) -> NomadClient:
         """A client for ``config.executor.nomad``; makes its own AsyncClient if none is given."""
-        http = http or httpx.AsyncClient(base_url=settings.address)
+        return cls.connect(settings.address, settings.token, settings, http)
+
+    @classmethod
+    def connect(
+        cls,
+        address: str,
+        token: SecretStr | None,
+        settings: NomadExecutorConfig,
+        http: httpx.AsyncClient | None = None,
+    ) -> NomadClient:
+        """A client of the cluster at ``address`` with this ACL token (the other settings —
+        namespace, region, timeouts, retries — from ``settings``)."""
+        http = http or httpx.AsyncClient(base_url=address)
         return cls(
             http,
-            token=settings.token,
+            token=token,
             namespace=settings.namespace,
             region=settings.region,
             request_timeout_s=settings.request_timeout_s,
@@ -184,21 +210,16 @@ class NomadClient:
         body: Any = None,
         wait_s: float | None = None,
     ) -> httpx.Response:
-        failures = 0
         timeout = self.request_timeout_s + (wait_s * 1.1 if wait_s else 0.0)
-        while True:
-            try:
+        async for attempt in self.retry.retrying(errors.ExecutorTransient):
+            with attempt:
+                if attempt.num > 1:
+                    log.warning(
+                        "nomad.request_retry",
+                        extra={"method": method, "path": path, "attempt": attempt.num},
+                    )
                 return await self._once(method, path, params, body, timeout)
-            except errors.ExecutorTransient as exc:
-                failures += 1
-                if failures >= self.retry.attempts:
-                    raise
-                delay = self.retry.delay(failures)
-                log.warning(
-                    "nomad.request_retry",
-                    extra={"method": method, "path": path, "error": str(exc), "delay_s": delay},
-                )
-                await asyncio.sleep(delay)
+        raise AssertionError("stamina ends a retry context by returning or raising")
 
     async def _once(
         self,
@@ -400,45 +421,46 @@ class NomadClient:
         what changed while it was away. A 403 is raised; every other failure is retried.
         """
         last = index
-        failures = 0
         while True:
-            params = {"index": last, "topic": list(topics)}
-            timeout = httpx.Timeout(self.request_timeout_s, read=self.event_silence_s)
-            try:
-                async with self._http.stream(
-                    "GET",
-                    "/v1/event/stream",
-                    params=self._params(params),
-                    headers=self._headers(),
-                    timeout=timeout,
-                ) as response:
-                    if response.status_code >= 300:
-                        body = (await response.aread()).decode("utf-8", "replace")
-                        raise classify(response.status_code, body, "/v1/event/stream")
-                    failures = 0
-                    log.info("nomad.events_connected", extra={"index": last})
-                    if on_connect is not None:
-                        await on_connect()
-                    async for line in response.aiter_lines():
-                        frame = _frame(line)
-                        if frame is None:
-                            continue
-                        frame_index = int(frame.get("Index", 0) or 0)
-                        if frame_index <= last:
-                            continue
-                        last = frame_index
-                        yield frame
-                raise errors.ExecutorTransient("event stream ended", url="/v1/event/stream")
-            except errors.ExecutorRejected:
-                raise
-            except (errors.ExecutorTransient, httpx.HTTPError) as exc:
-                failures += 1
-                delay = self.retry.delay(min(failures, 8))
-                log.warning(
-                    "nomad.events_reconnect",
-                    extra={"index": last, "error": repr(exc), "delay_s": delay},
-                )
-                await asyncio.sleep(delay if delay > 0 else 0.05)
+            # A new backoff for every connection: a cut after connecting reconnects at once.
+            async for attempt in self.retry.retrying(
+                (errors.ExecutorTransient, httpx.HTTPError), forever=True
+            ):
+                with attempt:
+                    if attempt.num > 1:
+                        log.warning(
+                            "nomad.events_reconnect", extra={"index": last, "attempt": attempt.num}
+                        )
+                    params = {"index": last, "topic": list(topics)}
+                    timeout = httpx.Timeout(self.request_timeout_s, read=self.event_silence_s)
+                    async with self._http.stream(
+                        "GET",
+                        "/v1/event/stream",
+                        params=self._params(params),
+                        headers=self._headers(),
+                        timeout=timeout,
+                    ) as response:
+                        if response.status_code >= 300:
+                            body = (await response.aread()).decode("utf-8", "replace")
+                            raise classify(response.status_code, body, "/v1/event/stream")
+                        log.info("nomad.events_connected", extra={"index": last})
+                        if on_connect is not None:
+                            await on_connect()
+                        try:
+                            async for line in response.aiter_lines():
+                                frame = _frame(line)
+                                if frame is None:
+                                    continue
+                                frame_index = int(frame.get("Index", 0) or 0)
+                                if frame_index <= last:
+                                    continue
+                                last = frame_index
+                                yield frame
+                        except httpx.HTTPError as exc:  # cut or silent: reconnect below
+                            log.warning(
+                                "nomad.events_reconnect", extra={"index": last, "error": repr(exc)}
+                            )
+            await asyncio.sleep(0.05)  # the stream ended or was cut: reconnect from ``last``
 
 
 def _frame(line: str) -> dict[str, Any] | None:

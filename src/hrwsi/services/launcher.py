@@ -5,9 +5,12 @@
 
 1. *Follow open dispatches* (at the first pass, then at most once per interval): each latest
    dispatch of an unfinished task without a terminal status is looked up with
-   ``executor.status(key)``. ``UNKNOWN`` (the launcher died between recording and submitting,
-   or the executor lost it) → submitted again with the same key, which never starts a second
-   run; ``STARTED`` or terminal → recorded as below. This is also how an outcome missed on the
+   ``executor.status(key)``. ``UNKNOWN`` → submitted again with the same key only if the
+   executor never acknowledged its submit (no ``hrwsi.dispatch_ack`` row: the launcher died
+   between recording and submitting, or the submit failed); an acknowledged dispatch the
+   executor no longer knows may have run (Nomad garbage-collected it) and ends as an
+   external error ("lost track"), which the retry policy turns into the next attempt.
+   ``STARTED`` or terminal → recorded as below. This is also how an outcome missed on the
    event stream is caught up.
 2. *Dispatch ready tasks*, in batches. A task is ready when it has not ended and either
    - it has no dispatch yet and its chain allows it: no preceding input, or some task of the
@@ -21,7 +24,8 @@
    ``nomad_job_dispatch`` row per task is inserted (one statement for the batch) with the
    attempt key
    (``task-<id>-attempt-<n>``, unique: a second launcher that saw the same task ready inserts
-   nothing). After commit each attempt is submitted (idempotent on its key).
+   nothing). After commit each attempt is submitted (idempotent on its key) and, once the
+   executor has acknowledged it, a ``dispatch_ack`` row is committed.
 
 ``background(stop)`` consumes ``executor.outcomes()``. The observations waiting when the
 recorder is free form a *group* (at most ``max_group``), recorded in one transaction — each
@@ -75,6 +79,8 @@ from hrwsi.executors.base import (
 )
 
 log = logging.getLogger(__name__)
+
+LOST_TRACK = "lost track: garbage-collected before its outcome was recorded"
 
 Connection = psycopg.AsyncConnection[DictRow]
 
@@ -282,6 +288,8 @@ class LauncherService:
     async def _submit(self, conn: Connection, attempt: Attempt) -> None:
         try:
             await self.executor.submit(attempt)
+            # Its own transaction (autocommit), right after the executor acknowledged it.
+            await self._acknowledge(conn, [attempt.key])
         except errors.ExecutorRejected as exc:
             await self._record(
                 conn, Outcome(attempt.key, RunState.EXTERNAL_ERROR, f"rejected: {exc}")
@@ -289,6 +297,10 @@ class LauncherService:
         except errors.ExecutorError as exc:
             # Left open: the next follow pass finds it UNKNOWN and submits it again.
             log.warning("launcher.submit_failed", extra={"key": attempt.key, "error": str(exc)})
+
+    async def _acknowledge(self, conn: Connection, keys: Sequence[str]) -> None:
+        """Record that the executor acknowledged these submits (idempotent)."""
+        await conn.execute(queries.get("launcher_acknowledge_dispatches"), {"keys": list(keys)})
 
     async def _follow_open(self, conn: Connection) -> None:
         cur = await conn.execute(queries.get("launcher_open_dispatches"))
@@ -300,18 +312,23 @@ class LauncherService:
         again (same key), unless it has been recorded as ended since the list was read."""
         observed: list[Outcome] = []
         unknown: list[dict[str, Any]] = []
+        known: list[str] = []
         for row in rows:
             try:
                 outcome = await self.executor.status(row["key"])
             except errors.ExecutorError as exc:
                 log.warning("launcher.status_failed", extra={"key": row["key"], "error": str(exc)})
                 continue
+            if outcome.state is not RunState.UNKNOWN:
+                known.append(row["key"])  # the executor has it: acknowledged (after a crash)
             if outcome.state is RunState.UNKNOWN:
                 unknown.append(row)
             elif outcome.state is RunState.STARTED and row["started"]:
                 continue
             elif outcome.state is not RunState.SUBMITTED:
                 observed.append(outcome)
+        if known:
+            await self._acknowledge(conn, known)
         if observed:
             await self._record_group(conn, observed)
         if not unknown:
@@ -323,11 +340,21 @@ class LauncherService:
             {"ids": [row["dispatch_id"] for row in unknown]},
         )
         ended = {r["dispatch_id"] for r in await cur.fetchall() if r["has_terminal"]}
+        cur = await conn.execute(
+            queries.get("launcher_dispatches_acknowledged"),
+            {"ids": [row["dispatch_id"] for row in unknown]},
+        )
+        acknowledged = {r["dispatch_id"] for r in await cur.fetchall()}
         lost: list[Outcome] = []
         for row in unknown:
             if row["dispatch_id"] in ended:
                 continue
             key = row["key"]
+            if row["dispatch_id"] in acknowledged:
+                # Submitted, and the executor forgot it (GC'd): it may have run; never again.
+                log.warning("launcher.lost_track", extra={"key": key})
+                lost.append(Outcome(key, RunState.EXTERNAL_ERROR, LOST_TRACK))
+                continue
             parsed = parse_key(key)
             attempt = self._attempt(row, parsed[1]) if parsed else None
             if attempt is None or attempt.key != key:

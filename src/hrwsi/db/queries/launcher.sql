@@ -291,3 +291,16 @@ WHERE (SELECT d.id FROM hrwsi.nomad_job_dispatch AS d
   )
 ORDER BY c.id
 LIMIT %(limit)s
+
+-- name: launcher_acknowledge_dispatches
+-- The executor acknowledged the submit of these attempts (by key): only the others may be submitted again.
+INSERT INTO hrwsi.dispatch_ack (nomad_job_dispatch_id)
+SELECT d.id FROM hrwsi.nomad_job_dispatch AS d
+WHERE d.nomad_job_dispatch = ANY(%(keys)s::text[])
+ON CONFLICT DO NOTHING
+
+-- name: launcher_dispatches_acknowledged
+-- Which of these dispatches (by id) the executor acknowledged.
+SELECT a.nomad_job_dispatch_id AS dispatch_id
+FROM hrwsi.dispatch_ack AS a
+WHERE a.nomad_job_dispatch_id = ANY(%(ids)s::bigint[])
