@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -74,7 +75,7 @@ async def connect(
 
     ``options`` are server settings for the session (libpq ``options``, e.g. ``-c jit=off``).
     """
-    extra: dict[str, str] = {} if options is None else {"options": options}
+    extra: dict[str, Any] = {} if options is None else {"options": options}
     try:
         return await psycopg.AsyncConnection.connect(
             url, autocommit=autocommit, connect_timeout=max(1, int(timeout_s)), **extra
