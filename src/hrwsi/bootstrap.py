@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 
 from hrwsi.config import Config
-from hrwsi.db import connect, migrate
+from hrwsi.db import connect, migrate, seed
 from hrwsi.domain import errors
 from hrwsi.executors.base import Executor
 from hrwsi.services.base import Service
@@ -100,9 +100,28 @@ async def check_schema(db_url: str) -> None:
         )
 
 
+async def seed_routines(config: Config, db_url: str) -> int:
+    """Make the configuration the one source of truth for routines: upsert the configured
+    routines, conditions and product types, so the planner (which reads routine sizes from
+    the database) and the launcher (which dispatches with the configured sizes) agree."""
+    conn = await connect.connect(
+        db_url, autocommit=True, timeout_s=config.database.connect_timeout_s
+    )
+    async with conn:
+        try:
+            changed = await seed.seed(conn, config)
+        except psycopg.Error as exc:
+            raise errors.DatabaseError(f"cannot seed the configured routines: {exc}") from exc
+    if changed:
+        log.info("bootstrap.routines_seeded", extra={"rows": changed})
+    return changed
+
+
 async def build(config: Config, db_url: str, only: Sequence[str] = ALL_SERVICES) -> App:
-    """Check the schema and wire the services into a runner (nothing runs yet)."""
+    """Check the schema, seed the configured routines and wire the services into a runner
+    (nothing runs yet)."""
     await check_schema(db_url)
+    await seed_routines(config, db_url)
     executor = build_executor(config) if "launcher" in only else None
     if config.executor.kind == "nomad" and config.executor.nomad.passthrough_env:
         from hrwsi.executors.nomad import NomadExecutor
