@@ -62,9 +62,14 @@ def build_services(
     """The services named in ``only``, each with its adapters (the launcher owns ``executor``)."""
     services: list[Service] = []
     if "harvester" in only:
+        from hrwsi.catalogue import odata
         from hrwsi.services.harvester import HarvesterService
 
-        services.append(HarvesterService(config, db_url))
+        services.append(
+            HarvesterService(
+                config, db_url, http=odata.make_http_client(config.catalogue), owns_http=True
+            )
+        )
     if "orchestrator" in only:
         from hrwsi.services.orchestrator import OrchestratorService
 
