@@ -8,9 +8,10 @@ environment or picks an implementation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -20,6 +21,10 @@ from hrwsi.domain import errors
 from hrwsi.executors.base import Executor
 from hrwsi.services.base import Service
 from hrwsi.services.runner import Runner
+
+if TYPE_CHECKING:
+    from hrwsi.domain.planning import Instance, Plan
+    from hrwsi.services.orchestrator import OrchestratorService
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,15 @@ def build_executor(config: Config) -> Executor:
     )
 
 
+def build_orchestrator(
+    config: Config, db_url: str, *, planner: Callable[[Instance], Plan] | None = None
+) -> OrchestratorService:
+    """The planning service alone (``hrwsi plan``), optionally with another planner."""
+    from hrwsi.services.orchestrator import OrchestratorService
+
+    return OrchestratorService(config, db_url, planner=planner)
+
+
 def build_services(
     config: Config,
     db_url: str,
@@ -71,9 +85,7 @@ def build_services(
             )
         )
     if "orchestrator" in only:
-        from hrwsi.services.orchestrator import OrchestratorService
-
-        services.append(OrchestratorService(config, db_url))
+        services.append(build_orchestrator(config, db_url))
     if "launcher" in only:
         from hrwsi.services.launcher import LauncherService
 
