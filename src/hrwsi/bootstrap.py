@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from hrwsi.config import Config
-from hrwsi.db import connect, migrate
+from hrwsi.db import connect, migrate, seed
 from hrwsi.domain import errors
 from hrwsi.executors.base import Executor
 from hrwsi.services.base import Service
 from hrwsi.services.runner import Runner
+
+if TYPE_CHECKING:
+    from hrwsi.domain.planning import Instance, Plan
+    from hrwsi.services.orchestrator import OrchestratorService
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +88,15 @@ async def publish_nomad_secrets(executor: Executor) -> None:
 # -- services -------------------------------------------------------------------------------
 
 
+def build_orchestrator(
+    config: Config, db_url: str, *, planner: Callable[[Instance], Plan] | None = None
+) -> OrchestratorService:
+    """The planning service alone (``hrwsi plan``), optionally with another planner."""
+    from hrwsi.services.orchestrator import OrchestratorService
+
+    return OrchestratorService(config, db_url, planner=planner)
+
+
 def build_services(
     config: Config,
     db_url: str,
@@ -93,13 +107,16 @@ def build_services(
     """The services named in ``only``, each with its adapters (the launcher owns ``executor``)."""
     services: list[Service] = []
     if "harvester" in only:
+        from hrwsi.catalogue import odata
         from hrwsi.services.harvester import HarvesterService
 
-        services.append(HarvesterService(config, db_url))
+        services.append(
+            HarvesterService(
+                config, db_url, http=odata.make_http_client(config.catalogue), owns_http=True
+            )
+        )
     if "orchestrator" in only:
-        from hrwsi.services.orchestrator import OrchestratorService
-
-        services.append(OrchestratorService(config, db_url))
+        services.append(build_orchestrator(config, db_url))
     if "launcher" in only:
         from hrwsi.services.launcher import LauncherService
 
@@ -131,9 +148,28 @@ async def check_schema(db_url: str) -> None:
         )
 
 
+async def seed_routines(config: Config, db_url: str) -> int:
+    """Make the configuration the one source of truth for routines: upsert the configured
+    routines, conditions and product types, so the planner (which reads routine sizes from
+    the database) and the launcher (which dispatches with the configured sizes) agree."""
+    conn = await connect.connect(
+        db_url, autocommit=True, timeout_s=config.database.connect_timeout_s
+    )
+    async with conn:
+        try:
+            changed = await seed.seed(conn, config)
+        except psycopg.Error as exc:
+            raise errors.DatabaseError(f"cannot seed the configured routines: {exc}") from exc
+    if changed:
+        log.info("bootstrap.routines_seeded", extra={"rows": changed})
+    return changed
+
+
 async def build(config: Config, db_url: str, only: Sequence[str] = ALL_SERVICES) -> App:
-    """Check the schema and wire the services into a runner (nothing runs yet)."""
+    """Check the schema, seed the configured routines and wire the services into a runner
+    (nothing runs yet)."""
     await check_schema(db_url)
+    await seed_routines(config, db_url)
     executor = build_executor(config) if "launcher" in only else None
     if executor is not None and config.executor.nomad.passthrough_env:
         # The runs read these from a Nomad variable; values never enter a job spec.

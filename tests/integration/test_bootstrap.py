@@ -67,3 +67,33 @@ async def test_nomad_without_variables_fails_at_start_with_a_clear_message(db_ur
         with pytest.raises(errors.ExecutorRejected, match=r"Nomad variables \(Nomad >= 1\.4\)"):
             await bootstrap.build(config, db_url, only=("launcher",))
         assert nomad.received_jobs == []
+
+
+async def test_build_seeds_the_configured_routines_so_planner_and_launcher_agree(
+    db_url: str,
+) -> None:
+    """A routine resized in the configuration (not re-seeded by hand) is resized in the
+    database at start: the orchestrator plans with the sizes the launcher dispatches with."""
+    import psycopg
+
+    from hrwsi.services.orchestrator import OrchestratorService
+
+    base = Config()
+    bigger = tuple(
+        r.model_copy(update={"cpu": r.cpu + 3, "duration": r.duration + 7}) for r in base.routines
+    )
+    config = Config(routines=bigger)
+    app = await bootstrap.build(config, db_url, only=("orchestrator",))
+    try:
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            cur = await conn.execute("SELECT name, cpu, duration FROM hrwsi.processing_routine")
+            stored = {name: (cpu, duration) for name, cpu, duration in await cur.fetchall()}
+        for routine in bigger:
+            assert stored[routine.name] == (routine.cpu, routine.duration)
+        orchestrator = app.services[0]
+        assert isinstance(orchestrator, OrchestratorService)
+        result = await orchestrator.plan_pending(write=False)
+        assert result.outcome == "nothing_pending"
+    finally:
+        for service in app.services:
+            await service.aclose()

@@ -8,7 +8,6 @@ import psycopg
 from launcher_support import add_chain, config, dispatch_keys, has_ended, rows, statuses
 
 from hrwsi.config import RetryConfig
-from hrwsi.db import queries
 from hrwsi.executors.base import Outcome, RunState
 from hrwsi.executors.fake import FakeExecutor
 from hrwsi.services.launcher import LauncherService
@@ -106,14 +105,12 @@ async def test_a_follow_pass_does_not_resubmit_a_run_recorded_since_it_listed_it
     try:
         await service.reconcile()
         key = f"task-{a}-attempt-1"
-        cur = await conn.execute(queries.get("launcher_open_dispatches"))
-        names = [c.name for c in cur.description or ()]
-        stale = [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
-        assert [r["key"] for r in stale] == [key]
+        stale = await service.store.open_dispatches()
+        assert [r.key for r in stale] == [key]
         fake.emit(key, RunState.PROCESSED, "exit code 0")
         assert await service.record_outcomes([await fake.status(key)])
         assert (await fake.status(key)).state is RunState.UNKNOWN  # forgotten
-        await service._follow(await service._conn("reconcile"), stale)
+        await service._follow(stale)
         assert [k for op, k in fake.calls if op == "submit"] == [key]
     finally:
         await service.aclose()

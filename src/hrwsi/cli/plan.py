@@ -54,6 +54,7 @@ def _plan_from_database(*, dry_run: bool, time_limit_s: float | None) -> tuple[I
     condition, VMs by flavour and what was written go to stderr (stdout stays the plan or its
     JSON). A pass that could not plan returns a non-feasible plan saying why (exit 1).
     """
+    from hrwsi import bootstrap
     from hrwsi.domain import planning
     from hrwsi.services import orchestrator
 
@@ -65,7 +66,7 @@ def _plan_from_database(*, dry_run: bool, time_limit_s: float | None) -> tuple[I
         return planner.plan(instance, time_limit_s=limit if time_limit_s is None else time_limit_s)
 
     async def one_pass() -> orchestrator.PassResult:
-        svc = orchestrator.OrchestratorService(cfg, database.url, planner=plan_with_limit)
+        svc = bootstrap.build_orchestrator(cfg, database.url, planner=plan_with_limit)
         try:
             return await svc.plan_pending(write=not dry_run)
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -68,12 +69,16 @@ def resolve(config: DatabaseConfig, *, keep_embedded_running: bool = False) -> D
 
 
 async def connect(
-    url: str, *, autocommit: bool = False, timeout_s: float = 10.0
+    url: str, *, autocommit: bool = False, timeout_s: float = 10.0, options: str | None = None
 ) -> psycopg.AsyncConnection[TupleRow]:
-    """Open an async connection; failures become DatabaseError without the password."""
+    """Open an async connection; failures become DatabaseError without the password.
+
+    ``options`` are server settings for the session (libpq ``options``, e.g. ``-c jit=off``).
+    """
+    extra: dict[str, Any] = {} if options is None else {"options": options}
     try:
         return await psycopg.AsyncConnection.connect(
-            url, autocommit=autocommit, connect_timeout=max(1, int(timeout_s))
+            url, autocommit=autocommit, connect_timeout=max(1, int(timeout_s)), **extra
         )
     except psycopg.OperationalError as exc:
         # libpq's connection errors name host, user and database, never the password.

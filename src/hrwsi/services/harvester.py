@@ -36,6 +36,7 @@ from psycopg.rows import TupleRow
 from hrwsi.catalogue import filters, odata, products_source, store
 from hrwsi.config import Config, HarvestQuery
 from hrwsi.db import connect
+from hrwsi.db.holder import ConnectionHolder
 from hrwsi.domain import errors
 
 log = logging.getLogger(__name__)
@@ -467,8 +468,9 @@ async def archive(
 class HarvesterService:
     """The harvester as a service of ``hrwsi run`` (see :mod:`hrwsi.services.base`).
 
-    ``http`` is the HTTP client for the catalogue (default: one made from the config, closed
-    by :meth:`aclose`); ``clock`` and ``sleep`` are injectable for tests.
+    ``http`` is the HTTP client for the catalogue (built by :mod:`hrwsi.bootstrap`, closed by
+    :meth:`aclose` when ``owns_http``; default: one made from the config, closed too);
+    ``clock`` and ``sleep`` are injectable for tests.
     """
 
     name = "harvester"
@@ -480,34 +482,34 @@ class HarvesterService:
         db_url: str,
         *,
         http: httpx.AsyncClient | None = None,
+        owns_http: bool = False,
         clock: Clock = _utc_now,
         retry_sleep: odata.Sleep = asyncio.sleep,
     ) -> None:
         self.config = config
         self.db_url = db_url
         self.interval_s = config.database.listener_poll_s
-        self._owns_http = http is None
+        # The composition root builds the catalogue client and passes it in; a service built
+        # without one (tests, products → inputs only) makes its own and closes it.
+        self._owns_http = owns_http or http is None
         self._http = http or odata.make_http_client(config.catalogue)
         self.client = odata.ODataClient.from_config(config.catalogue, self._http, sleep=retry_sleep)
         self._clock = clock
-        self._reconcile_conn: Connection | None = None
-        self._nrt_conn: Connection | None = None
+        timeout_s = config.database.connect_timeout_s
+        self._reconcile = ConnectionHolder(db_url, name="harvester", timeout_s=timeout_s)
+        self._nrt = ConnectionHolder(db_url, name="harvester nrt", timeout_s=timeout_s)
         self.sweep_interval_s = config.harvester.products_sweep_minutes * 60
         self._swept_at: float | None = None
 
-    async def _open(self, current: Connection | None) -> Connection:
-        if current is not None and not current.closed and not current.broken:
-            return current
-        if current is not None:
-            await current.close()
-        return await connect.connect(
-            self.db_url, autocommit=True, timeout_s=self.config.database.connect_timeout_s
-        )
+    @property
+    def _reconcile_conn(self) -> Connection | None:
+        """The products → inputs connection, if open."""
+        return self._reconcile.current()
 
     async def reconcile(self) -> None:
         """Products → inputs, once for every product not yet an input: the queued products
         in batches until the queue is drained, then the full sweep when it is due."""
-        self._reconcile_conn = conn = await self._open(self._reconcile_conn)
+        conn = await self._reconcile.get()
         batch = self.config.harvester.batch_size
         new = 0
         try:
@@ -526,18 +528,17 @@ class HarvesterService:
         except asyncio.CancelledError:
             # A query cut short leaves the connection in an unknown state (the server rolls
             # the transaction back when it goes): the next pass opens a fresh one.
-            self._reconcile_conn = None
-            await conn.close()
+            await self._reconcile.drop()
             raise
         if new:
             log.info("harvester.products_to_inputs", extra={"new_inputs": new})
 
     async def nrt_pass(self) -> HarvestSummary:
         """One near-real-time catalogue pass over every configured query."""
-        self._nrt_conn = await self._open(self._nrt_conn)
+        conn = await self._nrt.get()
         async with extra_writers(self.db_url, self.config) as writers:
             return await nrt_pass(
-                self._nrt_conn, self.client, self.config, now=self._clock(), writers=writers
+                conn, self.client, self.config, now=self._clock(), writers=writers
             )
 
     async def background(self, stop: asyncio.Event) -> None:
@@ -566,10 +567,8 @@ class HarvesterService:
                 continue
 
     async def aclose(self) -> None:
-        for conn in (self._reconcile_conn, self._nrt_conn):
-            if conn is not None and not conn.closed:
-                await conn.close()
-        self._reconcile_conn = self._nrt_conn = None
+        await self._reconcile.aclose()
+        await self._nrt.aclose()
         if self._owns_http:
             await self._http.aclose()
 

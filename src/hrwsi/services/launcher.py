@@ -51,38 +51,38 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-import psycopg
-from psycopg.rows import DictRow, dict_row
 
 from hrwsi.config import Config
-from hrwsi.db import queries
-from hrwsi.domain import errors
+from hrwsi.db.stores.launcher import (
+    LauncherStore,
+    NewProduct,
+    OpenDispatch,
+    PostgresLauncherStore,
+    ReadyTask,
+    Recorded,
+    Role,
+)
+from hrwsi.domain import errors, outcomes
 from hrwsi.domain.retry import (
     AttemptRecord,
+    Decision,
     ProductInput,
     RetryPolicy,
     Verdict,
     decide,
     product_path,
 )
-from hrwsi.domain.statuses import ProcessingStatus
 from hrwsi.executors.base import (
     Attempt,
     Executor,
     Outcome,
     RoutineSpec,
     RunState,
-    attempt_key,
-    parse_key,
 )
 
 log = logging.getLogger(__name__)
 
 LOST_TRACK = "lost track: garbage-collected before its outcome was recorded"
-
-Connection = psycopg.AsyncConnection[DictRow]
 
 
 def retry_policy(config: Config) -> RetryPolicy:
@@ -97,15 +97,17 @@ def retry_policy(config: Config) -> RetryPolicy:
     )
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """A v1 zone-less timestamp (UTC by convention) as an aware datetime."""
-    if value is None:
+def observation(outcome: Outcome) -> outcomes.Observation | None:
+    """An executor's outcome as the recorder sees it (``None``: nothing to record)."""
+    status = outcome.state.status
+    if status is None:
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return outcomes.Observation(outcome.key, status, outcome.message, outcome.log_path)
 
 
 class LauncherService:
-    """See the module docstring. ``executor`` is any :class:`hrwsi.executors.base.Executor`."""
+    """See the module docstring. ``executor`` is any :class:`hrwsi.executors.base.Executor`;
+    ``store`` the launcher's store (default: PostgreSQL at ``db_url``)."""
 
     name = "launcher"
     channels = ("processing_task_insertion", "processing_tasks_state_processed")
@@ -119,6 +121,7 @@ class LauncherService:
         db_url: str,
         executor: Executor,
         *,
+        store: LauncherStore | None = None,
         batch_size: int = 500,
         max_group: int = 500,
         policy: RetryPolicy | None = None,
@@ -127,74 +130,40 @@ class LauncherService:
         self.config = config
         self.db_url = db_url
         self.executor = executor
+        self.store: LauncherStore = store or PostgresLauncherStore(
+            db_url, timeout_s=config.database.connect_timeout_s
+        )
         self.interval_s = config.executor.poll_interval_s
         self.batch_size = batch_size
         self.max_group = max_group
         self.policy = policy or retry_policy(config)
         self._rand = rand
-        self._conns: dict[str, Connection] = {}
         self._lock = asyncio.Lock()
         self._record_lock = asyncio.Lock()
         self._last_follow: float | None = None
         self._wakeup: asyncio.Task[None] | None = None
         self._wakeup_at: float | None = None
 
-    # -- connections ---------------------------------------------------------------------
-
-    async def _conn(self, role: str) -> Connection:
-        conn = self._conns.get(role)
-        if conn is not None and not conn.closed:
-            return conn
-        try:
-            conn = await psycopg.AsyncConnection.connect(
-                self.db_url,
-                autocommit=True,
-                row_factory=dict_row,
-                connect_timeout=max(1, int(self.config.database.connect_timeout_s)),
-                # Short statements run many times a second: JIT compiling the claim query
-                # costs more (~25 ms on 10,000 open tasks) than running it.
-                options="-c jit=off",
-            )
-        except psycopg.OperationalError as exc:
-            raise errors.DatabaseError(f"launcher cannot connect: {exc}") from exc
-        self._conns[role] = conn
-        return conn
-
-    async def _drop(self, role: str) -> None:
-        conn = self._conns.pop(role, None)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
-
     # -- reconcile -----------------------------------------------------------------------
 
     async def reconcile(self) -> None:
         async with self._lock:
-            try:
-                conn = await self._conn("reconcile")
-                now = time.monotonic()
-                if self._last_follow is None or now - self._last_follow >= self.interval_s:
-                    await self._follow_open(conn)
-                    self._last_follow = now
-                await self._dispatch_ready(conn)
-                await self._arm_retry_timer(conn)
-            except psycopg.Error as exc:
-                await self._drop("reconcile")
-                raise errors.DatabaseError(f"launcher reconcile failed: {exc}") from exc
+            now = time.monotonic()
+            if self._last_follow is None or now - self._last_follow >= self.interval_s:
+                await self._follow_open()
+                self._last_follow = now
+            await self._dispatch_ready()
+            await self._arm_retry_timer()
 
     async def follow_open(self) -> None:
         """Look up every open dispatch in the executor now (reconcile does it periodically)."""
         async with self._lock:
-            try:
-                await self._follow_open(await self._conn("reconcile"))
-                self._last_follow = time.monotonic()
-            except psycopg.Error as exc:
-                await self._drop("reconcile")
-                raise errors.DatabaseError(f"launcher follow failed: {exc}") from exc
+            await self._follow_open()
+            self._last_follow = time.monotonic()
 
-    def _attempt(self, row: dict[str, Any], attempt_number: int) -> Attempt | None:
+    def _attempt(self, task: ReadyTask, attempt_number: int) -> Attempt | None:
         try:
-            routine = self.config.routine_of_condition(row["processing_condition_name"])
+            routine = self.config.routine_of_condition(task.processing_condition)
         except KeyError:
             return None
         spec = RoutineSpec(
@@ -206,157 +175,149 @@ class LauncherService:
             docker_image=routine.docker_image,
             command=routine.command,
         )
-        path = product_path(self._product_input(row))
+        path = product_path(
+            self._product_input(
+                task.input_id, task.processing_condition, task.tile, task.sensing_start
+            )
+        )
         return Attempt(
-            task_id=row["task_id"],
+            task_id=task.task_id,
             attempt=attempt_number,
             routine=spec,
-            vm_name=row["vm_name"],
-            input_paths=(row["input_path"],) if row["input_path"] else (),
+            vm_name=task.vm_name,
+            input_paths=(task.input_path,) if task.input_path else (),
             product_path=path,
             meta={
-                "input_id": str(row["input_id"]),
-                "processing_condition": row["processing_condition_name"],
-                "tile": row["tile"],
+                "input_id": str(task.input_id),
+                "processing_condition": task.processing_condition,
+                "tile": task.tile,
             },
         )
 
-    def _product_input(self, row: dict[str, Any]) -> ProductInput:
-        routine = self.config.routine_of_condition(row["processing_condition_name"])
+    def _product_input(
+        self, input_id: int, condition: str, tile: str, sensing_start: datetime
+    ) -> ProductInput:
+        routine = self.config.routine_of_condition(condition)
         return ProductInput(
-            input_id=row["input_id"],
-            processing_condition=row["processing_condition_name"],
-            tile=row["tile"],
-            sensing_start=row["date"],
+            input_id=input_id,
+            processing_condition=condition,
+            tile=tile,
+            sensing_start=sensing_start,
             product_data_type=routine.product_data_type,
             product_type_code=routine.product_type_code,
         )
 
-    async def _dispatch_ready(
-        self, conn: Connection, successors_of: Sequence[int] | None = None
-    ) -> None:
+    def _product_of(self, d: outcomes.LockedDispatch) -> NewProduct | None:
+        try:
+            source = self._product_input(
+                d.input_id, d.processing_condition, d.tile, d.sensing_start
+            )
+        except KeyError:
+            return None
+        return NewProduct(d.input_id, product_path(source), source.product_type_code, d.task_id)
+
+    def _decide(self, d: outcomes.LockedDispatch, history: Sequence[AttemptRecord]) -> Decision:
+        now = datetime.now(UTC)
+        decision = decide(
+            self.policy,
+            list(history),
+            extra_attempts=d.extra_attempts,
+            now=now,
+            rand=self._rand(),
+        )
+        if decision.verdict is Verdict.RETRY_AT and decision.at is None:
+            return Decision(decision.verdict, now, decision.reason)
+        return decision
+
+    async def _dispatch_ready(self, successors_of: Sequence[int] | None = None) -> None:
         """Claim and submit ready tasks; with ``successors_of`` (input ids), only the tasks
         chained right after those inputs (an index lookup, not a scan of every open task)."""
-        params: dict[str, Any] = {"limit": self.batch_size}
-        if successors_of is None:
-            claim = queries.get("launcher_claim_ready")
-        else:
-            claim = queries.get("launcher_claim_successors")
-            params["input_ids"] = list(successors_of)
         while True:
+            claim = await self.store.claim(self.batch_size, successors_of)
             claimed: list[Attempt] = []
-            misconfigured: list[tuple[str, str]] = []
-            async with conn.transaction():
-                cur = await conn.execute(claim, params)
-                rows = await cur.fetchall()
-                if rows:
-                    keys = [attempt_key(r["task_id"], int(r["attempt"])) for r in rows]
-                    cur = await conn.execute(
-                        queries.get("launcher_insert_dispatches"),
-                        {"task_ids": [r["task_id"] for r in rows], "keys": keys},
+            misconfigured: list[Outcome] = []
+            for task in claim.dispatched:
+                attempt = self._attempt(task, task.attempt)
+                if attempt is None:
+                    misconfigured.append(
+                        Outcome(
+                            task.key,
+                            RunState.EXTERNAL_ERROR,
+                            f"no routine configured for processing condition "
+                            f"{task.processing_condition!r}",
+                        )
                     )
-                    # A task missing here was dispatched by another launcher.
-                    inserted = {r["task_id"] for r in await cur.fetchall()}
-                    for row, key in zip(rows, keys, strict=True):
-                        if row["task_id"] not in inserted:
-                            continue
-                        attempt = self._attempt(row, int(row["attempt"]))
-                        if attempt is None:
-                            misconfigured.append(
-                                (
-                                    key,
-                                    f"no routine configured for processing condition "
-                                    f"{row['processing_condition_name']!r}",
-                                )
-                            )
-                        else:
-                            claimed.append(attempt)
+                else:
+                    claimed.append(attempt)
             if misconfigured:
-                await self._record_group(
-                    conn,
-                    [
-                        Outcome(key, RunState.EXTERNAL_ERROR, message)
-                        for key, message in misconfigured
-                    ],
-                )
+                await self._record_group(misconfigured, role="reconcile")
             for attempt in claimed:
                 log.info("launcher.dispatched", extra={"key": attempt.key, "vm": attempt.vm_name})
-                await self._submit(conn, attempt)
-            if len(rows) < self.batch_size:
+                await self._submit(attempt)
+            if claim.locked < self.batch_size:
                 return
 
-    async def _submit(self, conn: Connection, attempt: Attempt) -> None:
+    async def _submit(self, attempt: Attempt) -> None:
         try:
             await self.executor.submit(attempt)
             # Its own transaction (autocommit), right after the executor acknowledged it.
-            await self._acknowledge(conn, [attempt.key])
+            await self.store.acknowledge([attempt.key])
         except errors.ExecutorRejected as exc:
-            await self._record(
-                conn, Outcome(attempt.key, RunState.EXTERNAL_ERROR, f"rejected: {exc}")
+            await self._record_group(
+                [Outcome(attempt.key, RunState.EXTERNAL_ERROR, f"rejected: {exc}")],
+                role="reconcile",
             )
         except errors.ExecutorError as exc:
             # Left open: the next follow pass finds it UNKNOWN and submits it again.
             log.warning("launcher.submit_failed", extra={"key": attempt.key, "error": str(exc)})
 
-    async def _acknowledge(self, conn: Connection, keys: Sequence[str]) -> None:
-        """Record that the executor acknowledged these submits (idempotent)."""
-        await conn.execute(queries.get("launcher_acknowledge_dispatches"), {"keys": list(keys)})
+    async def _follow_open(self) -> None:
+        await self._follow(await self.store.open_dispatches())
 
-    async def _follow_open(self, conn: Connection) -> None:
-        cur = await conn.execute(queries.get("launcher_open_dispatches"))
-        await self._follow(conn, await cur.fetchall())
-
-    async def _follow(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    async def _follow(self, rows: Sequence[OpenDispatch]) -> None:
         """Catch up dispatches that were open when the follow pass listed them: what the
         executor reports is recorded as one group; a dispatch it does not know is submitted
         again (same key), unless it has been recorded as ended since the list was read."""
         observed: list[Outcome] = []
-        unknown: list[dict[str, Any]] = []
+        unknown: list[OpenDispatch] = []
         known: list[str] = []
         for row in rows:
             try:
-                outcome = await self.executor.status(row["key"])
+                outcome = await self.executor.status(row.key)
             except errors.ExecutorError as exc:
-                log.warning("launcher.status_failed", extra={"key": row["key"], "error": str(exc)})
+                log.warning("launcher.status_failed", extra={"key": row.key, "error": str(exc)})
                 continue
             if outcome.state is not RunState.UNKNOWN:
-                known.append(row["key"])  # the executor has it: acknowledged (after a crash)
+                known.append(row.key)  # the executor has it: acknowledged (after a crash)
             if outcome.state is RunState.UNKNOWN:
                 unknown.append(row)
-            elif outcome.state is RunState.STARTED and row["started"]:
+            elif outcome.state is RunState.STARTED and row.started:
                 continue
             elif outcome.state is not RunState.SUBMITTED:
                 observed.append(outcome)
         if known:
-            await self._acknowledge(conn, known)
+            await self.store.acknowledge(known)
         if observed:
-            await self._record_group(conn, observed)
+            await self._record_group(observed, role="reconcile")
         if not unknown:
             return
         # The recorder may have recorded their end and made the executor forget them since
         # the list was read: then they are not lost, and submitting again would run them twice.
-        cur = await conn.execute(
-            queries.get("launcher_dispatches_recorded"),
-            {"ids": [row["dispatch_id"] for row in unknown]},
+        ended = await self.store.ended_dispatches([row.dispatch_id for row in unknown])
+        acknowledged = await self.store.acknowledged_dispatches(
+            [row.dispatch_id for row in unknown]
         )
-        ended = {r["dispatch_id"] for r in await cur.fetchall() if r["has_terminal"]}
-        cur = await conn.execute(
-            queries.get("launcher_dispatches_acknowledged"),
-            {"ids": [row["dispatch_id"] for row in unknown]},
-        )
-        acknowledged = {r["dispatch_id"] for r in await cur.fetchall()}
         lost: list[Outcome] = []
         for row in unknown:
-            if row["dispatch_id"] in ended:
+            if row.dispatch_id in ended:
                 continue
-            key = row["key"]
-            if row["dispatch_id"] in acknowledged:
+            key = row.key
+            if row.dispatch_id in acknowledged:
                 # Submitted, and the executor forgot it (GC'd): it may have run; never again.
                 log.warning("launcher.lost_track", extra={"key": key})
                 lost.append(Outcome(key, RunState.EXTERNAL_ERROR, LOST_TRACK))
                 continue
-            parsed = parse_key(key)
-            attempt = self._attempt(row, parsed[1]) if parsed else None
+            attempt = self._attempt(row.task, row.task.attempt) if row.task.attempt else None
             if attempt is None or attempt.key != key:
                 lost.append(
                     Outcome(
@@ -367,17 +328,15 @@ class LauncherService:
                 )
                 continue
             log.info("launcher.resubmitted", extra={"key": key})
-            await self._submit(conn, attempt)
+            await self._submit(attempt)
         if lost:
-            await self._record_group(conn, lost)
+            await self._record_group(lost, role="reconcile")
 
     # -- retry wake-up -------------------------------------------------------------------
 
-    async def _arm_retry_timer(self, conn: Connection) -> None:
+    async def _arm_retry_timer(self) -> None:
         """Reconcile again when the earliest waiting retry becomes due (before the timer)."""
-        cur = await conn.execute(queries.get("launcher_next_retry"))
-        row = await cur.fetchone()
-        at = row["min"] if row else None
+        at = await self.store.next_retry()
         if at is None:
             return
         delay = max(0.0, (at - datetime.now(UTC)).total_seconds())
@@ -450,9 +409,8 @@ class LauncherService:
         """
         try:
             async with self._record_lock:  # one transaction at a time on this connection
-                ended = await self._record_group(await self._conn("outcomes"), outcomes)
-        except (psycopg.Error, errors.DatabaseError) as exc:
-            await self._drop("outcomes")
+                ended = await self._record_group(outcomes, role="outcomes")
+        except errors.DatabaseError as exc:
             log.warning(
                 "launcher.record_failed",
                 extra={"keys": [o.key for o in outcomes][:10], "error": str(exc)},
@@ -471,165 +429,58 @@ class LauncherService:
         """
         async with self._lock:
             try:
-                await self._dispatch_ready(await self._conn("reconcile"), successors_of=input_ids)
-            except (psycopg.Error, errors.DatabaseError) as exc:
-                await self._drop("reconcile")
+                await self._dispatch_ready(successors_of=input_ids)
+            except errors.DatabaseError as exc:
                 log.warning("launcher.successors_failed", extra={"error": str(exc)})
 
-    async def _record(self, conn: Connection, outcome: Outcome) -> bool:
-        await self._record_group(conn, [outcome])
-        return True
-
-    async def _record_group(self, conn: Connection, outcomes: Sequence[Outcome]) -> list[int]:
-        """One transaction: lock the group's dispatches and tasks (id order), then record each
-        outcome once — ``started`` once, the first terminal state once with its product or
-        retry decision — in a few set-based statements; then forget the terminal ones.
-        Returns the input ids of the tasks that reached a terminal state here and have a
-        task chained after them (to dispatch at once)."""
-        relevant = [o for o in outcomes if o.state is RunState.STARTED or o.state.is_terminal]
-        if not relevant:
+    async def _record_group(self, group: Sequence[Outcome], *, role: Role) -> list[int]:
+        """Record the group in one transaction of the store (see
+        :func:`hrwsi.domain.outcomes.changes`), log it, schedule retry wake-ups and make the
+        executor forget the runs that ended. Returns the input ids of the tasks that reached
+        a terminal state here and have a task chained after them (to dispatch at once)."""
+        observations = [o for o in map(observation, group) if o is not None]
+        if not observations:
             return []
-        delays: list[float] = []
-        forget: list[str] = []
-        async with conn.transaction():
-            cur = await conn.execute(
-                queries.get("launcher_lock_dispatches"),
-                {"keys": sorted({o.key for o in relevant})},
-            )
-            locked = {r["key"]: r for r in await cur.fetchall()}
-            # A separate statement: under READ COMMITTED it sees what a launcher that held
-            # the locks before us committed (the locking statement's snapshot would not).
-            by_id = {r["dispatch_id"]: r for r in locked.values()}
-            cur = await conn.execute(
-                queries.get("launcher_dispatches_recorded"), {"ids": list(by_id)}
-            )
-            for recorded in await cur.fetchall():
-                by_id[recorded["dispatch_id"]].update(recorded)
-            log_paths: dict[int, str] = {}
-            statuses: list[tuple[int, int, str | None]] = []
-            processed: list[dict[str, Any]] = []
-            failed: list[tuple[dict[str, Any], Outcome]] = []
-            for outcome in relevant:
-                row = locked.get(outcome.key)
-                if row is None:
-                    log.warning("launcher.unknown_dispatch", extra={"key": outcome.key})
-                    continue
-                if outcome.log_path and outcome.log_path != row["log_path"]:
-                    row["log_path"] = log_paths[row["dispatch_id"]] = outcome.log_path
-                if outcome.state is RunState.STARTED:
-                    if not row["has_started"] and not row["has_terminal"]:
-                        row["has_started"] = True
-                        statuses.append(
-                            (row["dispatch_id"], int(ProcessingStatus.STARTED), outcome.message)
-                        )
-                        log.info("launcher.started", extra={"key": outcome.key})
-                    continue
-                forget.append(outcome.key)
-                if row["has_terminal"]:
-                    continue
-                row["has_terminal"] = True
-                status = outcome.state.status
-                assert status is not None
-                statuses.append((row["dispatch_id"], int(status), outcome.message))
-                if outcome.state is RunState.PROCESSED:
-                    processed.append(row)
-                    log.info("launcher.processed", extra={"key": outcome.key})
-                else:
-                    failed.append((row, outcome))
-            if log_paths:
-                await conn.execute(
-                    queries.get("launcher_set_log_paths"),
-                    {"ids": list(log_paths), "log_paths": list(log_paths.values())},
-                )
-            if statuses:
-                await conn.execute(
-                    queries.get("launcher_insert_statuses"),
-                    {
-                        "ids": [d for d, _, _ in statuses],
-                        "statuses": [st for _, st, _ in statuses],
-                        "messages": [m or None for _, _, m in statuses],
-                    },
-                )
-            if processed:
-                await self._register_products(conn, processed)
-                await conn.execute(
-                    queries.get("launcher_end_tasks"),
-                    {"task_ids": [r["task_id"] for r in processed]},
-                )
-            for row, outcome in failed:
-                delay = await self._apply_policy(conn, row, outcome)
-                if delay is not None:
-                    delays.append(delay)
-        for delay in delays:
-            self._schedule_wakeup(delay)
-        for key in forget:
+        recorded = await self.store.record(
+            observations, product_of=self._product_of, decide=self._decide, role=role
+        )
+        self._log(recorded)
+        now = datetime.now(UTC)
+        for _, decision in recorded.decisions:
+            if decision.verdict is not Verdict.ENDED and decision.at is not None:
+                self._schedule_wakeup(max(0.0, (decision.at - now).total_seconds()))
+        for key in recorded.changes.forget:
             try:
                 await self.executor.forget(key)
             except errors.ExecutorError as exc:
                 log.warning("launcher.forget_failed", extra={"key": key, "error": str(exc)})
-        ended = [*processed, *(r for r, _ in failed)]
-        return [r["input_id"] for r in ended if r["has_successor"]]
+        return recorded.changes.successors_of()
 
-    async def _register_products(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        wanted: list[tuple[int, str, str, int]] = []
-        for row in rows:
-            try:
-                source = self._product_input(row)
-            except KeyError:
-                log.error("launcher.product_without_routine", extra={"task_id": row["task_id"]})
-                continue
-            wanted.append(
-                (row["input_id"], product_path(source), source.product_type_code, row["task_id"])
+    @staticmethod
+    def _log(recorded: Recorded) -> None:
+        ch = recorded.changes
+        for key in ch.unknown:
+            log.warning("launcher.unknown_dispatch", extra={"key": key})
+        for key in ch.started:
+            log.info("launcher.started", extra={"key": key})
+        for d in ch.processed:
+            log.info("launcher.processed", extra={"key": d.key})
+        for task_id in recorded.without_routine:
+            log.error("launcher.product_without_routine", extra={"task_id": task_id})
+        for p in recorded.products_not_inserted:
+            log.warning(
+                "launcher.product_not_inserted",
+                extra={"task_id": p.task_id, "product_type": p.type_code},
             )
-        if not wanted:
-            return
-        cur = await conn.execute(
-            queries.get("launcher_insert_products"),
-            {
-                "input_ids": [w[0] for w in wanted],
-                "product_paths": [w[1] for w in wanted],
-                "type_codes": [w[2] for w in wanted],
-            },
-        )
-        inserted = {r["input_fk_id"] for r in await cur.fetchall()}
-        for input_id, _, type_code, task_id in wanted:
-            if input_id not in inserted:
-                log.warning(
-                    "launcher.product_not_inserted",
-                    extra={"task_id": task_id, "product_type": type_code},
-                )
-
-    async def _apply_policy(
-        self, conn: Connection, row: dict[str, Any], outcome: Outcome
-    ) -> float | None:
-        """Decide and store what follows an error; the delay before a retry, if any."""
-        cur = await conn.execute(queries.get("launcher_task_history"), {"task_id": row["task_id"]})
-        history = [
-            AttemptRecord(
-                ProcessingStatus(h["processing_status_id"]) if h["processing_status_id"] else None,
-                _utc(h["date"]),
-            )
-            for h in await cur.fetchall()
-        ]
-        now = datetime.now(UTC)
-        decision = decide(
-            self.policy,
-            history,
-            extra_attempts=int(row["extra_attempts"] or 0),
-            now=now,
-            rand=self._rand(),
-        )
-        extra = {"key": outcome.key, "state": outcome.state.value, "reason": decision.reason}
-        if decision.verdict is Verdict.ENDED:
-            await conn.execute(queries.get("launcher_end_task"), {"task_id": row["task_id"]})
-            log.warning("launcher.failed_for_good", extra=extra)
-            return None
-        at = decision.at or now
-        await conn.execute(
-            queries.get("launcher_schedule_retry"), {"task_id": row["task_id"], "at": at}
-        )
-        log.info("launcher.retry_scheduled", extra={**extra, "at": at.isoformat()})
-        return max(0.0, (at - now).total_seconds())
+        failures = {d.key: obs for d, obs in ch.failed}
+        for d, decision in recorded.decisions:
+            obs = failures[d.key]
+            extra = {"key": d.key, "state": obs.status.label, "reason": decision.reason}
+            if decision.verdict is Verdict.ENDED:
+                log.warning("launcher.failed_for_good", extra=extra)
+            else:
+                at = decision.at.isoformat() if decision.at else None
+                log.info("launcher.retry_scheduled", extra={**extra, "at": at})
 
     async def aclose(self) -> None:
         if self._wakeup is not None:
@@ -637,5 +488,4 @@ class LauncherService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._wakeup
         await self.executor.aclose()
-        for role in list(self._conns):
-            await self._drop(role)
+        await self.store.aclose()

@@ -75,8 +75,10 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from hrwsi.config import Config
-from hrwsi.db import connect, queries
-from hrwsi.domain import errors, planning
+from hrwsi.db import queries
+from hrwsi.db.holder import ConnectionHolder
+from hrwsi.domain import capacity, errors, planning
+from hrwsi.domain.capacity import BusyVM, fits
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +108,6 @@ class PendingInput:
     id: int
     condition: str
     routine: str
-
-
-@dataclass(frozen=True, slots=True)
-class BusyVM:
-    """A VM with a task not ended yet, and the resources its flavour holds."""
-
-    id: uuid.UUID
-    name: str
-    flavour: str
-    pooled: bool
-    cpu: int
-    ram: int
-    storage: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,30 +183,16 @@ class PassResult:
 
 
 def remaining_limits(config: Config, busy: Sequence[BusyVM]) -> planning.Limits:
-    """The configured quotas minus what busy elastic VMs hold (pool workers hold nothing extra).
-
-    Values may be zero or negative when busy VMs use a quota up.
-    """
+    """The configured quotas minus what busy elastic VMs hold (see :mod:`hrwsi.domain.capacity`)."""
     s = config.scheduling
-    elastic = [vm for vm in busy if not vm.pooled]
-    return planning.Limits(
+    quotas = planning.Limits(
         t_max=s.t_max_minutes,
-        cpu_max=s.cpu_max - sum(vm.cpu for vm in elastic),
-        ram_max=s.ram_max - sum(vm.ram for vm in elastic),
-        storage_max=s.storage_max - sum(vm.storage for vm in elastic),
-        vm_max=s.vm_max - len(elastic),
+        cpu_max=s.cpu_max,
+        ram_max=s.ram_max,
+        storage_max=s.storage_max,
+        vm_max=s.vm_max,
     )
-
-
-def fits(routine: planning.Routine, limits: planning.Limits) -> bool:
-    """Whether one task of ``routine`` alone fits the quotas and the horizon."""
-    return (
-        routine.cpu <= limits.cpu_max
-        and routine.ram <= limits.ram_max
-        and routine.storage <= limits.storage_max
-        and routine.duration <= limits.t_max
-        and limits.vm_max >= 1
-    )
+    return capacity.remaining(quotas, busy)
 
 
 def build_instance(
@@ -374,7 +349,12 @@ class OrchestratorService:
         self._db_url = db_url
         self._planner = planner or _default_planner()
         self._validator = validator or _default_validator()
-        self._conn: psycopg.AsyncConnection[TupleRow] | None = None
+        self._holder = ConnectionHolder(
+            db_url,
+            name="orchestrator",
+            timeout_s=config.database.connect_timeout_s,
+            setup=queries.get("orchestrator_session"),
+        )
         self._pool = tuple(config.scheduling.workers)
         self.sweep_interval_s = 10 * self.interval_s
         self._swept_at: float | None = None
@@ -402,9 +382,7 @@ class OrchestratorService:
         return
 
     async def aclose(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
+        await self._holder.aclose()
 
     async def plan_pending(self, *, write: bool = True) -> PassResult:
         """One pass. ``write=False`` plans what is pending now and writes nothing (no lock)."""
@@ -445,25 +423,10 @@ class OrchestratorService:
     # internals ------------------------------------------------------------------------
 
     async def _connection(self) -> psycopg.AsyncConnection[TupleRow]:
-        if self._conn is None or self._conn.closed:
-            conn = await connect.connect(
-                self._db_url, autocommit=True, timeout_s=self.config.database.connect_timeout_s
-            )
-            try:
-                await conn.execute(queries.get("orchestrator_session"))
-            except psycopg.Error as exc:
-                await conn.close()
-                raise errors.DatabaseError(f"orchestrator session setup failed: {exc}") from exc
-            self._conn = conn
-        return self._conn
+        return await self._holder.get()
 
     async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except psycopg.Error:
-                log.debug("orchestrator.close_failed")
+        await self._holder.drop()
 
     def _sweep_due(self, *, write: bool) -> bool:
         if not write or self._swept_at is None:
@@ -549,13 +512,7 @@ class OrchestratorService:
             ]
         limits = remaining_limits(self.config, busy)
         if self._pool:
-            limits = planning.Limits(
-                t_max=limits.t_max,
-                cpu_max=limits.cpu_max,
-                ram_max=limits.ram_max,
-                storage_max=limits.storage_max,
-                vm_max=min(limits.vm_max, len(self._pool)),
-            )
+            limits = dataclasses.replace(limits, vm_max=min(limits.vm_max, len(self._pool)))
         base = PassResult(
             outcome="nothing_pending",
             inputs_by_condition=by_condition,
@@ -563,7 +520,7 @@ class OrchestratorService:
             swept=swept,
             queued_by_sweep=queued,
         )
-        if min(limits.cpu_max, limits.ram_max, limits.storage_max, limits.vm_max) <= 0:
+        if capacity.exhausted(limits):
             log.info(
                 "orchestrator.no_capacity",
                 extra={"pending": len(pending), "busy_vms": len(busy)},

@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from hrwsi.db import connect, metrics
+from hrwsi.db import metrics
+from hrwsi.db.holder import ConnectionHolder
 from hrwsi.domain import errors
 
 
@@ -156,24 +157,11 @@ def create_app(
     ``/api/status`` serves one snapshot (``take_snapshot``, :func:`snapshot` unless a test
     injects another) to every request for ``cache_s`` seconds (``clock`` measures them).
     """
-    # One connection shared by every request (psycopg serialises its queries); the lock
-    # makes the first requests of a burst open one connection, not one each (left open).
-    state: dict[str, psycopg.AsyncConnection[Any]] = {}
-    opening = asyncio.Lock()
-
-    async def _conn() -> psycopg.AsyncConnection[Any]:
-        async with opening:
-            conn = state.get("conn")
-            if conn is None or conn.closed:
-                conn = await connect.connect(db_url, autocommit=True)
-                state["conn"] = conn
-            return conn
-
-    async def _drop() -> None:
-        conn = state.pop("conn", None)
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                await conn.close()
+    # One connection shared by every request (psycopg serialises its queries): the shared
+    # holder makes the first requests of a burst open one connection, not one each.
+    holder = ConnectionHolder(db_url, name="dashboard")
+    _conn = holder.get
+    _drop = holder.drop
 
     async def _compute() -> dict[str, Any]:
         try:
