@@ -25,9 +25,9 @@ never appear in a repr, a log line or ``hrwsi config show`` (:func:`describe_sou
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,8 +367,8 @@ class Config(_Section):
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
-    def _across_settings(self) -> Config:
-        problems = cross_problems(self)
+    def _references(self) -> Config:
+        problems = reference_problems(self)
         if problems:
             # One line per problem, "dotted.key: message": load() splits them again.
             raise ValueError("\n".join(f"{key}: {message}" for key, message in problems))
@@ -393,7 +393,10 @@ def _duplicates(kind: str, section: str, names: Sequence[str]) -> list[tuple[str
     for i, name in enumerate(names):
         if name in first:
             problems.append(
-                (f"{section}.{i}.name", f"duplicate {kind} name {name!r} (also {section}.{first[name]})")
+                (
+                    f"{section}.{i}.name",
+                    f"duplicate {kind} name {name!r} (also {section}.{first[name]})",
+                )
             )
         else:
             first[name] = i
@@ -406,8 +409,14 @@ def cross_problems(cfg: Config) -> list[tuple[str, str]]:
     Each of these is accepted value by value but fails later or never: a routine larger than
     a quota or longer than the horizon is never planned (its inputs wait forever), a name
     used twice makes lookups pick one at random, retries beyond the attempt limit never
-    happen, a backoff that starts above its ceiling is the ceiling.
+    happen, a backoff that starts above its ceiling is the ceiling. :func:`load` refuses them
+    all; a :class:`Config` built in code (tests, the demo) is held to the references only.
     """
+    return reference_problems(cfg) + setting_problems(cfg)
+
+
+def reference_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Names used twice and references to names that do not exist (lookups would break)."""
     problems: list[tuple[str, str]] = []
     problems += _duplicates("routine", "routines", [r.name for r in cfg.routines])
     problems += _duplicates(
@@ -419,6 +428,32 @@ def cross_problems(cfg: Config) -> list[tuple[str, str]]:
     problems += _duplicates(
         "worker", "scheduling.workers", [w.name for w in cfg.scheduling.workers]
     )
+    routines = {r.name for r in cfg.routines}
+    conditions = {c.name for c in cfg.processing_conditions}
+    for i, cond in enumerate(cfg.processing_conditions):
+        if cond.routine not in routines:
+            problems.append(
+                (f"processing_conditions.{i}.routine", f"unknown routine {cond.routine!r}")
+            )
+    for i, query in enumerate(cfg.harvester.queries):
+        if query.processing_condition not in conditions:
+            problems.append(
+                (
+                    f"harvester.queries.{i}.processing_condition",
+                    f"unknown processing condition {query.processing_condition!r}",
+                )
+            )
+    for i, worker in enumerate(cfg.scheduling.workers):
+        if worker.flavour not in routines:
+            problems.append(
+                (f"scheduling.workers.{i}.flavour", f"unknown routine {worker.flavour!r}")
+            )
+    return problems
+
+
+def setting_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Settings that contradict each other: quotas and horizon, retries, backoffs."""
+    problems: list[tuple[str, str]] = []
     quotas = cfg.scheduling
     for i, routine in enumerate(cfg.routines):
         for resource, limit in (
@@ -443,26 +478,6 @@ def cross_problems(cfg: Config) -> list[tuple[str, str]]:
                     f"scheduling.t_max_minutes {quotas.t_max_minutes}: its inputs would wait "
                     "forever",
                 )
-            )
-    routines = {r.name for r in cfg.routines}
-    conditions = {c.name for c in cfg.processing_conditions}
-    for i, cond in enumerate(cfg.processing_conditions):
-        if cond.routine not in routines:
-            problems.append(
-                (f"processing_conditions.{i}.routine", f"unknown routine {cond.routine!r}")
-            )
-    for i, query in enumerate(cfg.harvester.queries):
-        if query.processing_condition not in conditions:
-            problems.append(
-                (
-                    f"harvester.queries.{i}.processing_condition",
-                    f"unknown processing condition {query.processing_condition!r}",
-                )
-            )
-    for i, worker in enumerate(cfg.scheduling.workers):
-        if worker.flavour not in routines:
-            problems.append(
-                (f"scheduling.workers.{i}.flavour", f"unknown routine {worker.flavour!r}")
             )
     retry = cfg.retry
     for name in ("external_error_retries", "internal_error_retries"):
@@ -654,24 +669,33 @@ def _file_keys(data: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-def _problems(
-    exc: ValidationError, file_source: str, origins: Mapping[str, str]
-) -> list[Problem]:
+def _problems(exc: ValidationError, file_source: str, origins: Mapping[str, str]) -> list[Problem]:
     """Every validation error, each blamed on the variable or file that set its key."""
     found: list[Problem] = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        if not key:  # cross-setting problems: one "key: message" per line
-            for line in message.splitlines():
-                k, _, m = line.partition(": ")
-                # Blame a variable that set this key or one the message names, else the file.
-                named = [o for o in origins if o == k or o in m.split()]
-                found.append(Problem(_blame(named[0] if named else k, file_source, origins), k, m))
+        if not key:  # reference problems: one "key: message" per line
+            lines = [line.partition(": ") for line in message.splitlines()]
+            found += _cross_blamed([(k, m) for k, _, m in lines], file_source, origins)
             continue
         if error["type"] == "missing":
             message = "is required but missing"
         found.append(Problem(_blame(key, file_source, origins), key, message))
+    return found
+
+
+def _cross_blamed(
+    problems: Sequence[tuple[str, str]], file_source: str, origins: Mapping[str, str]
+) -> list[Problem]:
+    """Problems across settings, each blamed on a variable that set its key or one its
+    message names (the variable made the contradiction), else on the file."""
+    found: list[Problem] = []
+    for key, message in problems:
+        named = [o for o in origins if o == key or o in message.split()]
+        found.append(
+            Problem(_blame(named[0] if named else key, file_source, origins), key, message)
+        )
     return found
 
 
@@ -720,11 +744,13 @@ def load_with_origins(path: Path | None = None, env: Mapping[str, str] | None = 
             raise errors.ConfigError(f"cannot read: {exc}", source=source) from exc
     overrides, env_origins, problems = _env_overrides(env)
     origins = {key: f"file {path}" for key in _file_keys(data)} | env_origins
+    cfg: Config | None = None
     try:
         cfg = Config.model_validate(_merge(data, overrides))
     except ValidationError as exc:
         problems += _problems(exc, source, env_origins)
-        cfg = None
+    if cfg is not None:
+        problems += _cross_blamed(setting_problems(cfg), source, env_origins)
     if problems or cfg is None:
         raise _error(problems)
     return Loaded(config=cfg, path=path, origins=origins)

@@ -87,7 +87,8 @@ def demo(
     cfg = common.load_config()
     if not verbose:
         logs.configure("WARNING", cfg.logging.format)  # keep the live view readable
-    common.open_database(cfg, quiet=True)  # SIGTERM handling, and the embedded server if needed
+    # SIGTERM handling, and the embedded server if needed; the demo makes its own database.
+    common.open_database(cfg, quiet=True, schema=False)
     if cfg.database.url is not None:
         admin_url = cfg.database.url.get_secret_value()
         where = "the configured PostgreSQL server"
