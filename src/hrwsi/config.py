@@ -769,7 +769,7 @@ def _error(problems: Sequence[Problem]) -> errors.ConfigError:
     )
 
 
-SECRET_MASK = "**********"
+SECRET_MASK = "**********"  # noqa: S105 - the mask shown instead of a secret
 
 
 def describe_sources(loaded: Loaded) -> list[tuple[str, str, str]]:

@@ -93,7 +93,7 @@ async def test_a_routine_that_cannot_fit_is_refused_at_start(
     """A routine larger than a quota is a configuration error (exit 2, naming the routine key
     and the quota) before anything is planned: its inputs would otherwise wait forever."""
     await pending(conn, maja=3, fsc=0)
-    code, out, err = await hrwsi(db_url, "plan", extra_env={"HRWSI_SCHEDULING__CPU_MAX": "4"})
+    code, _, err = await hrwsi(db_url, "plan", extra_env={"HRWSI_SCHEDULING__CPU_MAX": "4"})
     assert code == 2
     flat = "".join(err.split())
     assert "routines.0.cpu" in flat and "scheduling.cpu_max4" in flat
