@@ -66,8 +66,10 @@ class Runner:
         slow_coalesce_s: float = 0.1,
         probe_interval_s: float = 30.0,
         backoff: Backoff | None = None,
+        heartbeat: Callable[[asyncio.Event], Awaitable[None]] | None = None,
     ) -> None:
         self._db_url = db_url
+        self._heartbeat = heartbeat  # runs beside the services until stop (hrwsi.db.heartbeat)
         self._hosted = [_Hosted(s) for s in services]
         self._coalesce_s = coalesce_s
         self._slow_coalesce_s = slow_coalesce_s
@@ -102,6 +104,8 @@ class Runner:
     async def run(self) -> None:
         """Run until stopped, then close every service."""
         loops: list[asyncio.Task[None]] = []
+        if self._heartbeat is not None:
+            loops.append(asyncio.create_task(self._heartbeat(self._stop), name="heartbeat"))
         for hosted in self._hosted:
             name = hosted.service.name
             listener = self.listeners[name]
