@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -96,9 +97,11 @@ async def test_the_page_shows_the_error_and_recovers() -> None:
         {"status": 503, "body": {"error": "database unavailable: cannot connect to X"}},
         {"status": 200, "body": good},
     ]
-    run = subprocess.run(
+    script = _script(await _page())
+    run = await asyncio.to_thread(
+        subprocess.run,
         ["node", "-e", HARNESS, json.dumps(replies)],
-        input=_script(await _page()),
+        input=script,
         capture_output=True,
         text=True,
         timeout=30,
