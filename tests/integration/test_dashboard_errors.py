@@ -55,7 +55,10 @@ def _script(page: str) -> str:
 async def _page() -> str:
     app = create_app(UNREACHABLE, refresh_s=3)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://dash") as client,
+    ):
         return (await client.get("/")).text
 
 
@@ -63,7 +66,10 @@ async def test_a_database_error_is_answered_in_words() -> None:
     """/api/status says what failed (which database, why), not an exception class name."""
     app = create_app(UNREACHABLE)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://dash") as client,
+    ):
         answer = await client.get("/api/status")
     assert answer.status_code == 503
     error = answer.json()["error"]
@@ -75,7 +81,10 @@ async def test_a_missing_schema_names_the_fix(empty_db_url: str) -> None:
     """On a database without the hrwsi tables the error says to run 'hrwsi db migrate'."""
     app = create_app(empty_db_url)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://dash") as client,
+    ):
         answer = await client.get("/api/status")
     assert answer.status_code == 503
     assert "run 'hrwsi db migrate'" in answer.json()["error"]
@@ -120,7 +129,10 @@ async def test_a_token_is_required_when_set(db_url: str, conn: psycopg.AsyncConn
     """With a token, the page and the API answer 401 without it and 200 with it."""
     app = create_app(db_url, token="s3cret")
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://dash") as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://dash") as client,
+    ):
         assert (await client.get("/")).status_code == 401
         assert (await client.get("/api/status?token=nope")).status_code == 401
         assert (await client.get("/api/status?token=s3cret")).status_code == 200
