@@ -22,9 +22,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from hrwsi.db.listener import Backoff, Listener
 from hrwsi.services.base import Service
@@ -66,7 +67,7 @@ class Runner:
         slow_coalesce_s: float = 0.1,
         probe_interval_s: float = 30.0,
         backoff: Backoff | None = None,
-        heartbeat: Callable[[asyncio.Event], Awaitable[None]] | None = None,
+        heartbeat: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._db_url = db_url
         self._heartbeat = heartbeat  # runs beside the services until stop (hrwsi.db.heartbeat)
