@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from hrwsi.config import Config
-from hrwsi.db import connect, migrate, seed
+from hrwsi.db import connect, heartbeat, migrate, seed
 from hrwsi.domain import errors
 from hrwsi.executors.base import Executor
 from hrwsi.services.base import Service
@@ -180,5 +180,6 @@ async def build(config: Config, db_url: str, only: Sequence[str] = ALL_SERVICES)
         services,
         coalesce_s=config.scheduling.coalesce_ms / 1000,
         probe_interval_s=config.database.listener_poll_s,
+        heartbeat=heartbeat.Heartbeat(db_url, only).run,
     )
     return App(runner=runner, services=services)

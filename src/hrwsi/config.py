@@ -3,21 +3,33 @@
 Where it comes from, later wins:
 
 1. built-in defaults (the HR-WSI v1 routines and conditions, the local executor);
-2. the TOML file named by ``HRWSI_CONFIG`` (default: ``hrwsi.toml`` in the working directory
-   when it exists; an explicit ``HRWSI_CONFIG`` that does not exist is an error);
+2. the TOML file named by ``hrwsi --config FILE``, else by ``HRWSI_CONFIG`` (default:
+   ``hrwsi.toml`` in the working directory when it exists; a named file that does not exist
+   is an error);
 3. environment variables: ``HRWSI_DATABASE_URL``, ``HRWSI_CATALOGUE_URL``, ``HRWSI_NOMAD_ADDR``,
-   ``HRWSI_NOMAD_TOKEN``, ``HRWSI_DATA_DIR``, ``HRWSI_EXECUTOR``, and for any scalar key
-   ``HRWSI_<SECTION>__<KEY>`` (for example ``HRWSI_CATALOGUE__PAGE_SIZE=500``).
+   ``HRWSI_NOMAD_TOKEN``, ``HRWSI_DATA_DIR``, ``HRWSI_EXECUTOR``, ``HRWSI_DASHBOARD_TOKEN``,
+   and for any scalar key ``HRWSI_<SECTION>__<KEY>`` (for example
+   ``HRWSI_CATALOGUE__PAGE_SIZE=500``). Any other ``HRWSI_*`` variable is an error naming it
+   and the closest known name (a typo must not silently fall back to a default), except the
+   run contract's variables (:data:`RUN_VARIABLES`, ``HRWSI_META_*``) and ``HRWSI_TEST_*`` /
+   ``HRWSI_BENCH_*``, which belong to routines and the test suite.
 
-Secrets (the database password, the Nomad token) are ``SecretStr``: they never appear in a
-repr, a log line or ``hrwsi config show``.
+Validation reports every problem at once, each blamed on where its value came from: the
+file, a variable, or the defaults. Besides each value on its own, settings are checked
+against each other (:func:`cross_problems`): a routine must fit the quotas and the horizon,
+names must be unique, retry settings must not contradict each other.
+
+Secrets (the database password, the Nomad and dashboard tokens) are ``SecretStr``: they
+never appear in a repr, a log line or ``hrwsi config show`` (:func:`describe_sources`).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -113,6 +125,33 @@ class CatalogueConfig(_Section):
         return value.rstrip("/")
 
 
+def _valid_polygon_wkt(value: str) -> str:
+    """The WKT text if it is a valid POLYGON or MULTIPOLYGON within EPSG:4326 ranges."""
+    import shapely  # a real WKT parser (GEOS); loaded only when a geometry is configured
+    from shapely import geometry as shapes
+
+    text = value.strip()
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    try:
+        shape = shapely.from_wkt(text)
+    except (shapely.errors.GEOSException, ValueError, TypeError):
+        raise ValueError(f"is not valid WKT: {text[:60]!r}") from None
+    if not isinstance(shape, shapes.Polygon | shapes.MultiPolygon):
+        raise ValueError(f"must be a WKT POLYGON or MULTIPOLYGON, not {shape.geom_type}")
+    if shape.is_empty:
+        raise ValueError("is an empty polygon")
+    if not shape.is_valid:
+        raise ValueError(f"is not a valid polygon ({shapely.is_valid_reason(shape)})")
+    west, south, east, north = shape.bounds
+    if west < -180 or east > 180 or south < -90 or north > 90:
+        raise ValueError(
+            "is outside EPSG:4326 ranges (longitude -180..180, latitude -90..90): "
+            f"bounds {west:g} {south:g} {east:g} {north:g}"
+        )
+    return text
+
+
 class HarvestQuery(_Section):
     """One catalogue search whose results become inputs of a processing condition."""
 
@@ -131,12 +170,7 @@ class HarvestQuery(_Section):
     def _wkt(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        text = value.strip()
-        if not text.upper().startswith(("POLYGON", "MULTIPOLYGON", "POINT")):
-            raise ValueError("must be a WKT POLYGON, MULTIPOLYGON or POINT in EPSG:4326")
-        if text.count("(") != text.count(")"):
-            raise ValueError("unbalanced parentheses in WKT")
-        return text
+        return _valid_polygon_wkt(value)
 
     @field_validator("tiles")
     @classmethod
@@ -264,6 +298,13 @@ class RetryConfig(_Section):
     max_tasks_per_input: PositiveInt = 2
 
 
+class DashboardConfig(_Section):
+    """``hrwsi dashboard``: with a token, every request must carry it (``?token=`` or
+    ``Authorization: Bearer``); without one, binding beyond loopback prints a warning."""
+
+    token: SecretStr | None = None
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -322,30 +363,15 @@ class Config(_Section):
     scheduling: SchedulingConfig = SchedulingConfig()
     executor: ExecutorConfig = ExecutorConfig()
     retry: RetryConfig = RetryConfig()
+    dashboard: DashboardConfig = DashboardConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
-        routines = {r.name for r in self.routines}
-        if len(routines) != len(self.routines):
-            raise ValueError("routines: duplicate routine name")
-        conditions = {c.name for c in self.processing_conditions}
-        for i, cond in enumerate(self.processing_conditions):
-            if cond.routine not in routines:
-                raise ValueError(
-                    f"processing_conditions.{i}.routine: unknown routine {cond.routine!r}"
-                )
-        for i, query in enumerate(self.harvester.queries):
-            if query.processing_condition not in conditions:
-                raise ValueError(
-                    f"harvester.queries.{i}.processing_condition: "
-                    f"unknown processing condition {query.processing_condition!r}"
-                )
-        for i, worker in enumerate(self.scheduling.workers):
-            if worker.flavour not in routines:
-                raise ValueError(
-                    f"scheduling.workers.{i}.flavour: unknown routine {worker.flavour!r}"
-                )
+        problems = reference_problems(self)
+        if problems:
+            # One line per problem, "dotted.key: message": load() splits them again.
+            raise ValueError("\n".join(f"{key}: {message}" for key, message in problems))
         return self
 
     def routine(self, name: str) -> RoutineConfig:
@@ -361,6 +387,125 @@ class Config(_Section):
         raise KeyError(condition)
 
 
+def _duplicates(kind: str, section: str, names: Sequence[str]) -> list[tuple[str, str]]:
+    first: dict[str, int] = {}
+    problems: list[tuple[str, str]] = []
+    for i, name in enumerate(names):
+        if name in first:
+            problems.append(
+                (
+                    f"{section}.{i}.name",
+                    f"duplicate {kind} name {name!r} (also {section}.{first[name]})",
+                )
+            )
+        else:
+            first[name] = i
+    return problems
+
+
+def cross_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Every contradiction between settings, as (dotted key, message); empty when none.
+
+    Each of these is accepted value by value but fails later or never: a routine larger than
+    a quota or longer than the horizon is never planned (its inputs wait forever), a name
+    used twice makes lookups pick one at random, retries beyond the attempt limit never
+    happen, a backoff that starts above its ceiling is the ceiling. :func:`load` refuses them
+    all; a :class:`Config` built in code (tests, the demo) is held to the references only.
+    """
+    return reference_problems(cfg) + setting_problems(cfg)
+
+
+def reference_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Names used twice and references to names that do not exist (lookups would break)."""
+    problems: list[tuple[str, str]] = []
+    problems += _duplicates("routine", "routines", [r.name for r in cfg.routines])
+    problems += _duplicates(
+        "processing condition", "processing_conditions", [c.name for c in cfg.processing_conditions]
+    )
+    problems += _duplicates(
+        "harvest query", "harvester.queries", [q.name for q in cfg.harvester.queries]
+    )
+    problems += _duplicates(
+        "worker", "scheduling.workers", [w.name for w in cfg.scheduling.workers]
+    )
+    routines = {r.name for r in cfg.routines}
+    conditions = {c.name for c in cfg.processing_conditions}
+    for i, cond in enumerate(cfg.processing_conditions):
+        if cond.routine not in routines:
+            problems.append(
+                (f"processing_conditions.{i}.routine", f"unknown routine {cond.routine!r}")
+            )
+    for i, query in enumerate(cfg.harvester.queries):
+        if query.processing_condition not in conditions:
+            problems.append(
+                (
+                    f"harvester.queries.{i}.processing_condition",
+                    f"unknown processing condition {query.processing_condition!r}",
+                )
+            )
+    for i, worker in enumerate(cfg.scheduling.workers):
+        if worker.flavour not in routines:
+            problems.append(
+                (f"scheduling.workers.{i}.flavour", f"unknown routine {worker.flavour!r}")
+            )
+    return problems
+
+
+def setting_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Settings that contradict each other: quotas and horizon, retries, backoffs."""
+    problems: list[tuple[str, str]] = []
+    quotas = cfg.scheduling
+    for i, routine in enumerate(cfg.routines):
+        for resource, limit in (
+            ("cpu", quotas.cpu_max),
+            ("ram", quotas.ram_max),
+            ("storage", quotas.storage_max),
+        ):
+            need = getattr(routine, resource)
+            if need > limit:
+                problems.append(
+                    (
+                        f"routines.{i}.{resource}",
+                        f"routine {routine.name} needs {resource} {need}, more than "
+                        f"scheduling.{resource}_max {limit}: its inputs would wait forever",
+                    )
+                )
+        if routine.duration > quotas.t_max_minutes:
+            problems.append(
+                (
+                    f"routines.{i}.duration",
+                    f"routine {routine.name} lasts {routine.duration} min, longer than "
+                    f"scheduling.t_max_minutes {quotas.t_max_minutes}: its inputs would wait "
+                    "forever",
+                )
+            )
+    retry = cfg.retry
+    for name in ("external_error_retries", "internal_error_retries"):
+        retries = getattr(retry, name)
+        if retries >= retry.max_attempts_per_task:
+            problems.append(
+                (
+                    f"retry.{name}",
+                    f"{retries} retries need {retries + 1} attempts, more than "
+                    f"retry.max_attempts_per_task {retry.max_attempts_per_task}",
+                )
+            )
+    for section, settings in (
+        ("retry", cfg.retry),
+        ("catalogue", cfg.catalogue),
+        ("executor.nomad", cfg.executor.nomad),
+    ):
+        initial, ceiling = settings.backoff_initial_s, settings.backoff_max_s
+        if initial > ceiling:
+            problems.append(
+                (
+                    f"{section}.backoff_initial_s",
+                    f"{initial:g} s is more than {section}.backoff_max_s {ceiling:g} s",
+                )
+            )
+    return problems
+
+
 _NAMED_ENV: dict[str, tuple[str, ...]] = {
     "HRWSI_DATABASE_URL": ("database", "url"),
     "HRWSI_DATA_DIR": ("database", "data_dir"),
@@ -368,8 +513,57 @@ _NAMED_ENV: dict[str, tuple[str, ...]] = {
     "HRWSI_NOMAD_ADDR": ("executor", "nomad", "address"),
     "HRWSI_NOMAD_TOKEN": ("executor", "nomad", "token"),
     "HRWSI_EXECUTOR": ("executor", "kind"),
+    "HRWSI_DASHBOARD_TOKEN": ("dashboard", "token"),
 }
-_NOT_OVERRIDES = {"HRWSI_CONFIG", "HRWSI_TEST_DATABASE_URL"}
+# Read by hrwsi but not configuration values.
+_NOT_OVERRIDES = {"HRWSI_CONFIG"}
+# The run contract (hrwsi.executors.base.attempt_variables): set for routines, never read here.
+RUN_VARIABLES = frozenset(
+    {
+        "HRWSI_TASK_ID",
+        "HRWSI_ATTEMPT",
+        "HRWSI_ROUTINE",
+        "HRWSI_VM_NAME",
+        "HRWSI_INPUT_PATH",
+        "HRWSI_INPUT_PATHS",
+        "HRWSI_PRODUCT_PATH",
+        "HRWSI_DATA_ROOT",
+        "HRWSI_ROUTINE_S3_KEY",
+    }
+)
+# Belong to routines (HRWSI_META_<KEY>), the test suite and the benchmarks.
+_FOREIGN_PREFIXES = ("HRWSI_META_", "HRWSI_TEST_", "HRWSI_BENCH_")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration: where it came from, which key, what."""
+
+    source: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.source, self.key, self.message) if part)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated configuration and where each value came from."""
+
+    config: Config
+    path: Path | None
+    # dotted key -> "file <path>" or "variable HRWSI_..." (keys absent here are defaults)
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def origin(self, dotted: str) -> str:
+        """``default``, ``file <path>`` or ``variable <NAME>`` for one dotted key."""
+        parts = dotted.split(".")
+        for end in range(len(parts), 0, -1):  # a table set by the file covers its keys
+            found = self.origins.get(".".join(parts[:end]))
+            if found is not None:
+                return found
+        return "default"
 
 
 def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -382,18 +576,68 @@ def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+def _env_name(path: Sequence[str]) -> str:
+    return ENV_PREFIX + "__".join(part.upper() for part in path)
+
+
+def _section_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every key a ``HRWSI_<SECTION>__<KEY>`` variable can set (sections recursed into)."""
+    found: list[tuple[str, ...]] = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found += _section_paths(annotation, (*prefix, name))
+        elif prefix:
+            found.append((*prefix, name))
+    return found
+
+
+def known_variables() -> list[str]:
+    """The names of every HRWSI_* variable that sets a configuration value."""
+    return sorted({*_NAMED_ENV, *_NOT_OVERRIDES, *(_env_name(p) for p in _section_paths(Config))})
+
+
+def _unknown(key: str, known: Sequence[str]) -> Problem:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return Problem(
+        f"environment variable {key}",
+        "",
+        f"unknown HRWSI_* variable{hint} ('hrwsi config show' lists every setting)",
+    )
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], list[Problem]]:
+    """(overrides tree, dotted key -> variable name, unknown-variable problems)."""
     tree: dict[str, Any] = {}
-    for key, value in env.items():
-        if not key.startswith(ENV_PREFIX) or key in _NOT_OVERRIDES:
+    origins: dict[str, str] = {}
+    problems: list[Problem] = []
+    known = known_variables()
+    settable = {_env_name(p) for p in _section_paths(Config)}
+    for key, value in sorted(env.items()):
+        if (
+            not key.startswith(ENV_PREFIX)
+            or key in _NOT_OVERRIDES
+            or key in RUN_VARIABLES
+            or key.startswith(_FOREIGN_PREFIXES)
+        ):
             continue
         if key in _NAMED_ENV:
-            if value != "":
-                _set_path(tree, _NAMED_ENV[key], value)
-        elif "__" in key:
+            path = _NAMED_ENV[key]
+            if value == "":
+                continue
+        elif key in settable:
             path = tuple(p.lower() for p in key[len(ENV_PREFIX) :].split("__"))
+        else:
+            problems.append(_unknown(key, known))
+            continue
+        try:
             _set_path(tree, path, value)
-    return tree
+        except errors.ConfigError as exc:
+            problems.append(Problem(f"environment variable {key}", exc.key, "is not a section"))
+            continue
+        origins[".".join(path)] = f"variable {key}"
+    return tree, origins, problems
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -406,16 +650,63 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(exc: ValidationError) -> tuple[str, str]:
-    first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    if not key and ": " in message:  # model-level validators name the key in their text
-        key, message = message.split(": ", 1)
-    more = len(exc.errors()) - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return key, message
+def _file_keys(data: Any, prefix: str = "") -> list[str]:
+    """Every dotted key the file sets: its values and its array items (a routine given in
+    the file is the file's, defaults of its unset fields included), not its tables."""
+    keys: list[str] = []
+    items: list[tuple[str, Any]]
+    if isinstance(data, Mapping):
+        items = [(str(k), v) for k, v in data.items()]
+    elif isinstance(data, list):
+        items = [(str(i), v) for i, v in enumerate(data)]
+    else:
+        return keys
+    for name, value in items:
+        dotted = f"{prefix}.{name}" if prefix else name
+        if not (isinstance(value, Mapping) and isinstance(data, Mapping)):
+            keys.append(dotted)
+        keys += _file_keys(value, dotted)
+    return keys
+
+
+def _problems(exc: ValidationError, file_source: str, origins: Mapping[str, str]) -> list[Problem]:
+    """Every validation error, each blamed on the variable or file that set its key."""
+    found: list[Problem] = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if not key:  # reference problems: one "key: message" per line
+            lines = [line.partition(": ") for line in message.splitlines()]
+            found += _cross_blamed([(k, m) for k, _, m in lines], file_source, origins)
+            continue
+        if error["type"] == "missing":
+            message = "is required but missing"
+        found.append(Problem(_blame(key, file_source, origins), key, message))
+    return found
+
+
+def _cross_blamed(
+    problems: Sequence[tuple[str, str]], file_source: str, origins: Mapping[str, str]
+) -> list[Problem]:
+    """Problems across settings, each blamed on a variable that set its key or one its
+    message names (the variable made the contradiction), else on the file."""
+    found: list[Problem] = []
+    for key, message in problems:
+        named = [o for o in origins if o == key or o in message.split()]
+        found.append(
+            Problem(_blame(named[0] if named else key, file_source, origins), key, message)
+        )
+    return found
+
+
+def _blame(key: str, file_source: str, origins: Mapping[str, str]) -> str:
+    """The variable that set ``key`` (it wins over the file), else the file (or defaults)."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        found = origins.get(".".join(parts[:end]))
+        if found is not None:
+            return found.replace("variable ", "environment variable ", 1)
+    return file_source
 
 
 def config_path(env: Mapping[str, str]) -> Path | None:
@@ -428,7 +719,16 @@ def config_path(env: Mapping[str, str]) -> Path | None:
 
 
 def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate the configuration; a problem raises ConfigError naming file and key."""
+    """Read and validate the configuration; problems raise ConfigError naming file and key."""
+    return load_with_origins(path, env).config
+
+
+def load_with_origins(path: Path | None = None, env: Mapping[str, str] | None = None) -> Loaded:
+    """:func:`load`, also saying where each value came from (``hrwsi config show``).
+
+    Every problem is reported at once (``ConfigError.problems``): unknown ``HRWSI_*``
+    variables, invalid values, missing fields, contradictions across settings.
+    """
     env = os.environ if env is None else env
     path = path if path is not None else config_path(env)
     data: dict[str, Any] = {}
@@ -442,29 +742,65 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
             raise errors.ConfigError(f"not valid TOML: {exc}", source=source) from exc
         except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not text
             raise errors.ConfigError(f"cannot read: {exc}", source=source) from exc
+    overrides, env_origins, problems = _env_overrides(env)
+    origins = {key: f"file {path}" for key in _file_keys(data)} | env_origins
+    cfg: Config | None = None
     try:
-        overrides = _env_overrides(env)
-    except errors.ConfigError as exc:
-        raise errors.ConfigError(str(exc), source="environment") from exc
-    try:
-        return Config.model_validate(_merge(data, overrides))
+        cfg = Config.model_validate(_merge(data, overrides))
     except ValidationError as exc:
-        key, message = _describe(exc)
-        env_keys = [k for k in env if k.startswith(ENV_PREFIX) and k not in _NOT_OVERRIDES]
-        # Blame the environment when it set the key (it wins over the file) or when the file
-        # does not hold the key at all.
-        if env_keys and (_key_in_file(overrides, key) or not _key_in_file(data, key)):
-            source = f"{source} (with {', '.join(sorted(env_keys))})"
-        raise errors.ConfigError(message, source=source, key=key) from None
+        problems += _problems(exc, source, env_origins)
+    if cfg is not None:
+        problems += _cross_blamed(setting_problems(cfg), source, env_origins)
+    if problems or cfg is None:
+        raise _error(problems)
+    return Loaded(config=cfg, path=path, origins=origins)
 
 
-def _key_in_file(data: Mapping[str, Any], dotted: str) -> bool:
-    node: Any = data
-    for part in dotted.split("."):
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
+def _error(problems: Sequence[Problem]) -> errors.ConfigError:
+    first = problems[0]
+    if len(problems) == 1:
+        return errors.ConfigError(first.message, source=first.source, key=first.key)
+    listing = "\n".join(f"  {p}" for p in problems)
+    return errors.ConfigError(
+        f"{len(problems)} problems:\n{listing}",
+        source=first.source,
+        key=first.key,
+        problems=tuple(str(p) for p in problems),
+    )
+
+
+SECRET_MASK = "**********"  # noqa: S105 - the mask shown instead of a secret
+
+
+def describe_sources(loaded: Loaded) -> list[tuple[str, str, str]]:
+    """(dotted key, printable value, origin) of every leaf setting; secrets are masked."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(value: Any, dotted: str) -> None:
+        if isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), f"{dotted}.{name}" if dotted else name)
+        elif isinstance(value, tuple) and value and isinstance(value[0], BaseModel):
+            for i, item in enumerate(value):
+                walk(item, f"{dotted}.{i}")
         else:
-            return False
-    return True
+            rows.append((dotted, _printable(value), loaded.origin(dotted)))
+
+    walk(loaded.config, "")
+    return rows
+
+
+def _printable(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return SECRET_MASK if value.get_secret_value() else '""'
+    if value is None:
+        return "(not set)"
+    if isinstance(value, Path):
+        return f'"{value}"'
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_printable(v) for v in value) + "]"
+    return str(value)

@@ -75,3 +75,35 @@ def test_a_negative_cache_s_is_refused(db_url: str) -> None:
     )
     assert result.returncode == 2
     assert "--cache-s" in result.stderr
+
+
+async def test_binding_beyond_loopback_without_a_token_warns(db_url: str) -> None:
+    """--host 0.0.0.0 without HRWSI_DASHBOARD_TOKEN prints a warning naming the variable
+    (and still serves); with the token set there is no warning and the URL asks for it."""
+    for token in (None, "t0ken"):
+        env = _env(db_url)
+        if token:
+            env["HRWSI_DASHBOARD_TOKEN"] = token
+        port = _free_port()
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "hrwsi", "dashboard", "--host", "0.0.0.0", "--port", str(port)),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stderr is not None
+        seen = b""
+        try:
+            while b"dashboard: http://" not in seen:
+                line = await asyncio.wait_for(proc.stderr.readline(), 30)
+                assert line, seen.decode()
+                seen += line
+        finally:
+            proc.terminate()
+            await asyncio.wait_for(proc.communicate(), 30)
+        text = "".join(seen.decode().split())
+        if token is None:
+            assert "warning:" in text and "HRWSI_DASHBOARD_TOKEN" in text
+        else:
+            assert "warning:" not in text and "?token=" in text
+            assert token not in text

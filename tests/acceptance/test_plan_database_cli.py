@@ -87,13 +87,15 @@ async def test_plan_writes_the_pending_inputs_once(
     assert await count_tasks(conn) == 9
 
 
-async def test_plan_that_cannot_fit_exits_1_with_the_reason(
+async def test_a_routine_that_cannot_fit_is_refused_at_start(
     conn: psycopg.AsyncConnection, db_url: str
 ) -> None:
-    """When no pending input fits the quotas, the command says why, exits 1, writes nothing."""
+    """A routine larger than a quota is a configuration error (exit 2, naming the routine key
+    and the quota) before anything is planned: its inputs would otherwise wait forever."""
     await pending(conn, maja=3, fsc=0)
-    code, out, err = await hrwsi(db_url, "plan", extra_env={"HRWSI_SCHEDULING__CPU_MAX": "4"})
-    assert code == 1
-    assert "left pending: 3 (routine does not fit)" in err
-    assert "no input fits" in out
+    code, _, err = await hrwsi(db_url, "plan", extra_env={"HRWSI_SCHEDULING__CPU_MAX": "4"})
+    assert code == 2
+    flat = "".join(err.split())
+    assert "routines.0.cpu" in flat and "scheduling.cpu_max4" in flat
+    assert "HRWSI_SCHEDULING__CPU_MAX" in flat
     assert await count_tasks(conn) == 0

@@ -128,3 +128,34 @@ async def test_retry_refuses_tasks_that_did_not_fail_for_good(
         " LEFT JOIN hrwsi.task_state ts ON ts.processing_task_id = pt.id"
     )
     assert await cur.fetchone() == (4, 0)
+
+
+async def test_retry_says_what_happens_from_the_launchers_heartbeat(
+    conn: psycopg.AsyncConnection, db_url: str
+) -> None:
+    """No launcher: the task waits for 'hrwsi run'; a stale one is named as gone; a fresh
+    heartbeat: a launcher dispatches it. Never 'the launcher dispatches it' on faith."""
+    first = await make_task(conn, "/h1", status=3)
+    code, out, err = await hrwsi(db_url, "retry", str(first))
+    assert code == 0, err
+    assert "no launcher is running: it is dispatched when 'hrwsi run' starts" in out
+
+    await conn.execute(
+        "INSERT INTO hrwsi.service_heartbeat (process_id, host, pid, services, started_at,"
+        " last_seen, version) VALUES ('gone:7:1', 'gone', 7, '{launcher}', now(),"
+        " now() - interval '10 minutes', '0')"
+    )
+    second = await make_task(conn, "/h2", status=3)
+    code, out, err = await hrwsi(db_url, "retry", str(second))
+    assert code == 0, err
+    assert "no launcher is running (the last one, gone pid 7, was seen at" in out
+
+    await conn.execute(
+        "INSERT INTO hrwsi.service_heartbeat (process_id, host, pid, services, started_at,"
+        " version) VALUES ('here:8:1', 'here', 8, '{orchestrator,launcher}', now(), '0')"
+    )
+    third = await make_task(conn, "/h3", status=3)
+    code, out, err = await hrwsi(db_url, "retry", str(third))
+    assert code == 0, err
+    assert "a launcher is running (here pid 8, seen " in out
+    assert " s ago): it dispatches it" in out and "gone" not in out

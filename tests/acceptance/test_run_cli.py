@@ -115,7 +115,7 @@ async def test_run_processes_a_harvest_end_to_end_and_stops_on_sigterm(
 
 
 async def test_run_refuses_a_database_without_the_schema(tmp_path: Path, empty_db_url: str) -> None:
-    """`hrwsi run` on an uninitialised database exits 1 and says to run `hrwsi db migrate`."""
+    """`hrwsi run` on an uninitialised database exits 2 and says to run `hrwsi db init`."""
     config = tmp_path / "hrwsi.toml"
     config.write_text("")
     run = await asyncio.create_subprocess_exec(
@@ -128,8 +128,8 @@ async def test_run_refuses_a_database_without_the_schema(tmp_path: Path, empty_d
         stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(run.communicate(), 60)
-    assert run.returncode == 1
-    assert "hrwsi db migrate" in stderr.decode()
+    assert run.returncode == 2
+    assert "hrwsi db init" in stderr.decode()
 
 
 async def test_run_rejects_an_unknown_service(tmp_path: Path, empty_db_url: str) -> None:

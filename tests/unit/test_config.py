@@ -121,7 +121,7 @@ def test_section_key_variables_override_any_scalar(tmp_path: Path) -> None:
             "HRWSI_EXECUTOR__LOCAL__MAX_PARALLEL": "2",
             "HRWSI_RETRY__MAX_TASKS_PER_INPUT": "3",
             "HRWSI_TEST_DATABASE_URL": "ignored",
-            "HRWSI_UNRELATED": "ignored too",
+            "HRWSI_TASK_ID": "ignored too (the run contract)",
         },
     )
     assert cfg.catalogue.page_size == 500

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import dashboard, db, demo, harvest, plan, retry, run, status
+from hrwsi.cli import common, dashboard, db, demo, harvest, plan, retry, run, status
+from hrwsi.cli import config as config_command
 
 app = typer.Typer(
     name="hrwsi",
@@ -13,6 +16,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: typer's rich panels print every flag as "<bool>".
+    rich_markup_mode=None,
 )
 
 
@@ -27,11 +32,27 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    config_file: Path | None = typer.Option(
+        None,
+        "--config",
+        metavar="FILE",
+        help="The TOML configuration file (wins over HRWSI_CONFIG and ./hrwsi.toml).",
+    ),
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        metavar="NAME",
+        help="Use this database on the configured server (the embedded one by default) instead"
+        " of the configured one; for example hrwsi_demo after 'hrwsi demo'.",
+    ),
 ) -> None:
     """Event-driven production system for Earth observation (HR-WSI)."""
+    common.options.config_path = config_file
+    common.options.database = database
 
 
 db.register(app)
+config_command.register(app)
 dashboard.register(app)
 harvest.register(app)
 retry.register(app)

@@ -1,6 +1,13 @@
-"""``hrwsi dashboard [--port N] [--cache-s S]``: serve the read-only web view."""
+"""``hrwsi dashboard [--port N] [--host H] [--cache-s S]``: serve the read-only web view.
+
+Binding beyond loopback (``--host 0.0.0.0``) without ``HRWSI_DASHBOARD_TOKEN`` serves the
+page to anyone who can reach the port: the command warns and serves (it does not refuse).
+With the token set, every request must carry it (``?token=`` or ``Authorization: Bearer``).
+"""
 
 from __future__ import annotations
+
+import ipaddress
 
 import typer
 
@@ -9,7 +16,12 @@ from hrwsi.cli import common
 
 def dashboard(
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port to listen on."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Address to bind (loopback by default; any other warns unless"
+        " HRWSI_DASHBOARD_TOKEN is set, which every request must then carry).",
+    ),
     cache_s: float = typer.Option(
         2.0,
         "--cache-s",
@@ -24,10 +36,29 @@ def dashboard(
     from hrwsi.web.dashboard import create_app
 
     cfg = common.load_config()
+    token = cfg.dashboard.token.get_secret_value() if cfg.dashboard.token else None
+    if token is None and not _loopback(host):
+        common.console.print(
+            f"[bold yellow]warning:[/] --host {host} serves the dashboard beyond this machine"
+            " to anyone who can reach it; set HRWSI_DASHBOARD_TOKEN to require a token",
+            highlight=False,
+        )
     database = common.open_database(cfg)
-    common.console.print(f"dashboard: http://{host}:{port}/", highlight=False)
-    app = create_app(database.url, cache_s=cache_s)
+    common.console.print(
+        f"dashboard: http://{host}:{port}/" + ("?token=<HRWSI_DASHBOARD_TOKEN>" if token else ""),
+        highlight=False,
+    )
+    app = create_app(database.url, cache_s=cache_s, token=token)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def register(app: typer.Typer) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from hrwsi.cli import common
 from hrwsi.config import Config
 from hrwsi.db import connect, migrate, seed
 
-db_app = typer.Typer(help="Create or upgrade the hrwsi schema.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Create or upgrade the hrwsi schema.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 async def _init(database: connect.Database, cfg: Config) -> tuple[migrate.MigrationReport, int]:
@@ -21,7 +25,10 @@ async def _init(database: connect.Database, cfg: Config) -> tuple[migrate.Migrat
 
 def _apply() -> None:
     cfg = common.load_config()
-    database = common.open_database(cfg)
+    if cfg.logging.level != "DEBUG":
+        # The applied migrations are printed below: their log events would say it twice.
+        logging.getLogger(migrate.__name__).setLevel(logging.WARNING)
+    database = common.open_database(cfg, schema=False)
     report, seeded = common.run(_init(database, cfg))
     for m in report.applied:
         typer.echo(f"applied {m.version:04d}_{m.name}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 
 import typer
@@ -12,8 +14,9 @@ from rich.table import Table
 
 from hrwsi import logs
 from hrwsi.cli import common
-from hrwsi.db import embedded
-from hrwsi.demo import FSC_CONDITION, MAJA_CONDITION, DemoState, run_demo
+from hrwsi.config import Config
+from hrwsi.db import connect, embedded
+from hrwsi.demo import DEMO_DATABASE, FSC_CONDITION, MAJA_CONDITION, DemoState, run_demo
 from hrwsi.domain import errors
 
 
@@ -82,12 +85,31 @@ def demo(
         None, "--data-dir", help="Where products and run logs go (default: <data dir>/demo)."
     ),
     verbose: bool = typer.Option(False, "--verbose", help="Show the services' event logs."),
+    yes: bool = typer.Option(
+        False,
+        "--yes",
+        help="With a configured server (HRWSI_DATABASE_URL or database.url): allow dropping"
+        " and recreating its hrwsi_demo database. Without it the demo refuses (exit 2).",
+    ),
 ) -> None:
-    """Run the whole chain offline on the embedded database; exit 0 when every input is done."""
+    """Run the whole chain offline on the embedded database; exit 0 when every input is done.
+
+    The demo drops and recreates the database hrwsi_demo. It uses the embedded server unless
+    a database URL is configured; on a configured server it refuses unless --yes is given.
+    At the end it prints the command that inspects the results (hrwsi --database hrwsi_demo).
+    """
     cfg = common.load_config()
+    if cfg.database.url is not None and not yes:
+        server = connect.describe(cfg.database.url.get_secret_value())
+        common.fail(
+            f"the demo drops and recreates database {DEMO_DATABASE} on {server} (the configured"
+            " server); add --yes to allow it, or unset HRWSI_DATABASE_URL to use the embedded"
+            " database"
+        )
     if not verbose:
         logs.configure("WARNING", cfg.logging.format)  # keep the live view readable
-    common.open_database(cfg, quiet=True)  # SIGTERM handling, and the embedded server if needed
+    # SIGTERM handling, and the embedded server if needed; the demo makes its own database.
+    common.open_database(cfg, quiet=True, schema=False)
     if cfg.database.url is not None:
         admin_url = cfg.database.url.get_secret_value()
         where = "the configured PostgreSQL server"
@@ -121,7 +143,23 @@ def demo(
                 f"  failed for good: task {task.task_id} {task.input_path}: {task.last_message}",
                 highlight=False,
             )
+    inspect = inspect_command(cfg)
+    common.console.print(
+        f"inspect the results: {inspect} status   (or: {inspect} dashboard)", highlight=False
+    )
     raise typer.Exit(0 if state.success else 1)
+
+
+def inspect_command(cfg: Config) -> str:
+    """The command prefix that reads the demo's database, with what located it here."""
+    words: list[str] = []
+    if cfg.database.url is None and os.environ.get("HRWSI_DATA_DIR"):
+        words.append(f"HRWSI_DATA_DIR={shlex.quote(os.environ['HRWSI_DATA_DIR'])}")
+    words.append("hrwsi")
+    if common.options.config_path is not None:
+        words += ["--config", shlex.quote(str(common.options.config_path))]
+    words += ["--database", DEMO_DATABASE]
+    return " ".join(words)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,9 @@ re-plan the input at the same moment):
 * ``processing_task_insertion`` is notified (``{"count": 1, "min_id": id, "max_id": id,
   "retry": true}``) to wake the launcher.
 
+It then says what will happen, from the launchers' heartbeats (``hrwsi.service_heartbeat``):
+a live launcher dispatches the task now; with none, it waits for ``hrwsi run``.
+
 The task keeps its VM and its place in the chain; a task chained after it that the
 orchestrator already unchained (its predecessor had failed) does not wait for it again.
 """
@@ -28,7 +31,7 @@ import psycopg
 import typer
 
 from hrwsi.cli import common
-from hrwsi.db import connect, queries
+from hrwsi.db import connect, heartbeat, queries
 from hrwsi.domain import errors
 from hrwsi.services import orchestrator
 
@@ -84,6 +87,31 @@ async def retry_task(
         raise errors.DatabaseError(f"retry of task {task_id} failed: {exc}") from exc
 
 
+def what_next(launchers: list[heartbeat.Seen]) -> str:
+    """What becomes of a reopened task, from the launchers' heartbeats."""
+    alive = [s for s in launchers if s.alive()]
+    if alive:
+        who = ", ".join(f"{s.host} pid {s.pid}" for s in alive[:3])
+        return f"a launcher is running ({who}, seen {alive[0].age_s:.0f} s ago): it dispatches it"
+    if launchers:
+        last = launchers[0]
+        when = last.last_seen.replace(microsecond=0).isoformat()
+        return (
+            f"no launcher is running (the last one, {last.host} pid {last.pid}, was seen at "
+            f"{when} and did not stop cleanly): it is dispatched when 'hrwsi run' starts"
+        )
+    return "no launcher is running: it is dispatched when 'hrwsi run' starts"
+
+
+async def launchers_seen(db_url: str) -> list[heartbeat.Seen]:
+    conn = await connect.connect(db_url, autocommit=True)
+    async with conn:
+        try:
+            return await heartbeat.seen(conn, "launcher")
+        except psycopg.Error as exc:
+            raise errors.DatabaseError(f"cannot read the services' heartbeat: {exc}") from exc
+
+
 def _user() -> str | None:
     try:
         return getpass.getuser()
@@ -101,9 +129,10 @@ def retry(
     done = common.run(
         retry_task(database.url, task_id, requested_by=_user(), reason=reason or None)
     )
+    launchers = common.run(launchers_seen(database.url))
     typer.echo(
         f"task {done.task_id} reopened after {done.dispatches_before} dispatch(es): "
-        f"extra_attempts={done.extra_attempts}; the launcher dispatches it again"
+        f"extra_attempts={done.extra_attempts}; {what_next(launchers)}"
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg import conninfo
 from psycopg.rows import TupleRow
 
 from hrwsi.config import DatabaseConfig
@@ -32,9 +33,15 @@ class Database:
 def describe(url: str) -> str:
     """A printable description of a connection URL: never the password."""
     if "://" not in url:
-        params = dict(p.split("=", 1) for p in url.split() if "=" in p)
-        host = params.get("host", "localhost")
-        return f"postgresql://{params.get('user', '')}@{host}/{params.get('dbname', '')}"
+        try:
+            params = {k: str(v) for k, v in conninfo.conninfo_to_dict(url).items()}
+        except psycopg.Error:  # malformed: describe what can be read, never the password
+            params = dict(p.split("=", 1) for p in url.split() if "=" in p)
+        host = params.get("host") or "localhost"
+        if params.get("port"):
+            host = f"{host}:{params['port']}"
+        user = params.get("user", "")
+        return f"postgresql://{user + '@' if user else ''}{host}/{params.get('dbname', '')}"
     parts = urlsplit(url)
     user = parts.username or ""
     host = parts.hostname or ""
@@ -53,17 +60,27 @@ def describe(url: str) -> str:
     return f"postgresql://{user + '@' if user else ''}{where}{parts.path}"
 
 
-def resolve(config: DatabaseConfig, *, keep_embedded_running: bool = False) -> Database:
-    """The configured database, or the embedded one (started if needed) when no URL is set."""
+def resolve(
+    config: DatabaseConfig, *, keep_embedded_running: bool = False, database: str | None = None
+) -> Database:
+    """The configured database, or the embedded one (started if needed) when no URL is set.
+
+    ``database`` names another database on the same server (``hrwsi --database hrwsi_demo``);
+    it must exist already (only the default embedded database is created on demand).
+    """
     if config.url is not None:
         url = config.url.get_secret_value()
+        if database is not None:
+            url = conninfo.make_conninfo(url, dbname=database)
         return Database(url=url, description=describe(url))
     server = embedded.start(config.data_dir, keep_running=keep_embedded_running)
-    embedded.ensure_database(server.admin_url, embedded.DATABASE_NAME)
-    url = server.url()
+    name = database or embedded.DATABASE_NAME
+    if database is None:
+        embedded.ensure_database(server.admin_url, name)
+    url = server.url(name)
     return Database(
         url=url,
-        description=f"embedded PostgreSQL in {server.data_dir} (database {embedded.DATABASE_NAME})",
+        description=f"embedded PostgreSQL in {server.data_dir} (database {name})",
         embedded_dir=str(server.data_dir),
     )
 

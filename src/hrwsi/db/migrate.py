@@ -116,3 +116,28 @@ async def pending(conn: psycopg.AsyncConnection[TupleRow]) -> list[Migration]:
     cur = await conn.execute(queries.get("migrations_applied"))
     done = {int(r[0]) for r in await cur.fetchall()}
     return [m for m in available() if m.version not in done]
+
+
+async def readiness(conn: psycopg.AsyncConnection[TupleRow]) -> str | None:
+    """Why this database cannot be used by this version of hrwsi yet, naming the fix; None
+    when its schema is up to date. One sentence, no SQL: every command prints it as is."""
+    cur = await conn.execute(queries.get("migrations_table_exists"))
+    row = await cur.fetchone()
+    if row is None or row[0] is None:
+        cur = await conn.execute(queries.get("migrations_schema_exists"))
+        found = await cur.fetchone()
+        if found is None or found[0] is None:
+            return "the database has no hrwsi schema: run 'hrwsi db init' to create it"
+        return (
+            "the database holds an hrwsi schema this version did not create (HR-WSI v1?): "
+            "run 'hrwsi db migrate' to upgrade it in place"
+        )
+    missing = await pending(conn)
+    if missing:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        return (
+            f"the hrwsi schema is out of date ({len(missing)} migration"
+            f"{'s' if len(missing) > 1 else ''} pending: {names}{more}): run 'hrwsi db migrate'"
+        )
+    return None

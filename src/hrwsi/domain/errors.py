@@ -29,11 +29,16 @@ class HrwsiError(Exception):
 class ConfigError(HrwsiError):
     """A configuration file or environment variable is invalid."""
 
-    def __init__(self, message: str, *, source: str = "", key: str = "") -> None:
+    def __init__(
+        self, message: str, *, source: str = "", key: str = "", problems: tuple[str, ...] = ()
+    ) -> None:
         self.source = source
         self.key = key
+        # Every problem found ("source: key: message"), when there were several.
+        self.problems = problems or (": ".join(p for p in (source, key, message) if p),)
         where = ": ".join(part for part in (source, key) if part)
-        super().__init__(f"{where}: {message}" if where else message)
+        several = len(problems) > 1  # the message lists them, each with its own source
+        super().__init__(f"{where}: {message}" if where and not several else message)
 
 
 class DatabaseError(HrwsiError):

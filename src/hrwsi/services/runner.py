@@ -22,9 +22,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from hrwsi.db.listener import Backoff, Listener
 from hrwsi.services.base import Service
@@ -66,8 +67,10 @@ class Runner:
         slow_coalesce_s: float = 0.1,
         probe_interval_s: float = 30.0,
         backoff: Backoff | None = None,
+        heartbeat: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._db_url = db_url
+        self._heartbeat = heartbeat  # runs beside the services until stop (hrwsi.db.heartbeat)
         self._hosted = [_Hosted(s) for s in services]
         self._coalesce_s = coalesce_s
         self._slow_coalesce_s = slow_coalesce_s
@@ -102,6 +105,8 @@ class Runner:
     async def run(self) -> None:
         """Run until stopped, then close every service."""
         loops: list[asyncio.Task[None]] = []
+        if self._heartbeat is not None:
+            loops.append(asyncio.create_task(self._heartbeat(self._stop), name="heartbeat"))
         for hosted in self._hosted:
             name = hosted.service.name
             listener = self.listeners[name]

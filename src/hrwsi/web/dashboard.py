@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import html
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +43,27 @@ async def snapshot(conn: psycopg.AsyncConnection[Any]) -> dict[str, Any]:
 
 
 T = TypeVar("T")
+
+
+def database_problem(exc: Exception) -> str:
+    """A database error in words for the page: what failed and, for a schema, the fix."""
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    if isinstance(
+        cause,
+        psycopg.errors.UndefinedTable
+        | psycopg.errors.UndefinedColumn
+        | psycopg.errors.InvalidSchemaName,
+    ):
+        return (
+            "the database schema does not match this version of hrwsi "
+            f"({cause.diag.message_primary}): run 'hrwsi db migrate'"
+        )
+    if isinstance(exc, errors.DatabaseError):
+        return "database unavailable: " + str(exc).split("\n", 1)[0]
+    if isinstance(exc, psycopg.OperationalError):
+        return "the connection to the database was lost; reconnecting"
+    primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
+    return f"database error: {primary or type(exc).__name__}"
 
 
 class SnapshotCache(Generic[T]):
@@ -121,9 +143,30 @@ function fill(id, head, rows) {{
   const t = document.getElementById(id); t.replaceChildren(row(head, "th"));
   for (const r of rows) t.appendChild(row(r));
 }}
+const updated = document.getElementById("updated");
+function problem(text) {{
+  updated.className = "bad";
+  updated.textContent = text + " (retrying every {refresh_s} s)";
+}}
 async function refresh() {{
+  let response;
   try {{
-    const s = await (await fetch("api/status")).json();
+    response = await fetch("api/status" + location.search);
+  }} catch (e) {{
+    problem("cannot reach the hrwsi dashboard server");
+    return;
+  }}
+  let s;
+  try {{
+    s = await response.json();
+  }} catch (e) {{
+    s = {{}};
+  }}
+  if (!response.ok || s.error) {{
+    problem(s.error || ("the dashboard answered HTTP " + response.status));
+    return;
+  }}
+  try {{
     fill("conditions", ["condition", "inputs", "tasks", "attempts", "failed attempts",
       "with product"], s.conditions.map(c => [c.condition, c.inputs, c.tasks, c.attempts,
       c.failed_attempts, c.inputs_with_product]));
@@ -134,9 +177,10 @@ async function refresh() {{
       l.max_ms && l.max_ms.toFixed(1)]]);
     fill("failed", ["task", "condition", "input", "last message"], s.failed_for_good.map(
       f => [f.task_id, f.condition, f.input_path, f.last_message]));
-    document.getElementById("updated").textContent = "updated " + s.time;
+    updated.className = "";
+    updated.textContent = "updated " + s.time;
   }} catch (e) {{
-    document.getElementById("updated").textContent = "cannot reach hrwsi: " + e;
+    problem("the dashboard sent a status this page cannot show");
   }}
 }}
 refresh(); setInterval(refresh, {refresh_ms});
@@ -151,11 +195,15 @@ def create_app(
     cache_s: float = 2.0,
     take_snapshot: Callable[[psycopg.AsyncConnection[Any]], Awaitable[dict[str, Any]]] = snapshot,
     clock: Callable[[], float] = time.monotonic,
+    token: str | None = None,
 ) -> Starlette:
     """The dashboard application over the database at ``db_url``.
 
     ``/api/status`` serves one snapshot (``take_snapshot``, :func:`snapshot` unless a test
-    injects another) to every request for ``cache_s`` seconds (``clock`` measures them).
+    injects another) to every request for ``cache_s`` seconds (``clock`` measures them). On a
+    database error it answers 503 with ``{"error": "<what went wrong, in words>"}``; the page
+    shows that sentence and keeps polling. With ``token`` every route but ``/healthz`` needs
+    it, as ``?token=`` (the page passes its own on) or ``Authorization: Bearer``.
     """
     # One connection shared by every request (psycopg serialises its queries): the shared
     # holder makes the first requests of a burst open one connection, not one each.
@@ -172,15 +220,35 @@ def create_app(
 
     cache = SnapshotCache(_compute, cache_s, clock)
 
+    def allowed(request: Request) -> bool:
+        if token is None:
+            return True
+        given = request.query_params.get("token") or request.headers.get(
+            "authorization", ""
+        ).removeprefix("Bearer ")
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def refused() -> Response:
+        return JSONResponse(
+            {"error": "this dashboard needs its token (?token=… or Authorization: Bearer)"},
+            status_code=401,
+        )
+
     async def page(request: Request) -> Response:
-        body = PAGE.format(title=html.escape(title), refresh_ms=int(refresh_s * 1000))
+        if not allowed(request):
+            return refused()
+        body = PAGE.format(
+            title=html.escape(title), refresh_ms=int(refresh_s * 1000), refresh_s=f"{refresh_s:g}"
+        )
         return HTMLResponse(body)
 
     async def status(request: Request) -> Response:
+        if not allowed(request):
+            return refused()
         try:
             return JSONResponse(await cache.get())
         except (psycopg.Error, errors.DatabaseError) as exc:
-            return JSONResponse({"error": f"database: {type(exc).__name__}"}, status_code=503)
+            return JSONResponse({"error": database_problem(exc)}, status_code=503)
 
     async def health(request: Request) -> Response:
         try:

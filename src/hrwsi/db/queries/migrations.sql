@@ -27,3 +27,7 @@ INSERT INTO hrwsi.schema_migrations (version, name, checksum) VALUES (%s, %s, %s
 -- name: migrations_table_exists
 -- The migrations table, or NULL when the schema was never initialised by hrwsi.
 SELECT to_regclass('hrwsi.schema_migrations')
+
+-- name: migrations_schema_exists
+-- The hrwsi schema, or NULL when the database has none (hrwsi db init never ran).
+SELECT to_regnamespace('hrwsi')
