@@ -85,6 +85,12 @@ class CampaignNotFound(errors.HrwsiError):
         super().__init__(f"campaign {campaign_id} does not exist")
 
 
+class UnknownCondition(errors.HrwsiError):
+    def __init__(self, condition: str) -> None:
+        self.condition = condition
+        super().__init__(f"unknown processing condition {condition!r}")
+
+
 class TransitionRefused(errors.HrwsiError):
     """An operator asked for a move the state machine does not allow."""
 
