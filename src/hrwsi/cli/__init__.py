@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import campaign, dashboard, db, demo, harvest, plan, retry, run, status
+from hrwsi.cli import campaign, dashboard, db, demo, harvest, kpi, plan, retry, run, status
 
 app = typer.Typer(
     name="hrwsi",
@@ -33,6 +33,7 @@ def _root(
 
 db.register(app)
 campaign.register(app)
+kpi.register(app)
 dashboard.register(app)
 harvest.register(app)
 retry.register(app)
