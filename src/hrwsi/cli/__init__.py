@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import common, dashboard, db, demo, harvest, plan, retry, run, status
+from hrwsi.cli import campaign, common, dashboard, db, demo, harvest, kpi, plan, retry, run, status
 from hrwsi.cli import config as config_command
 
 app = typer.Typer(
@@ -53,6 +53,8 @@ def _root(
 
 db.register(app)
 config_command.register(app)
+campaign.register(app)
+kpi.register(app)
 dashboard.register(app)
 harvest.register(app)
 retry.register(app)
