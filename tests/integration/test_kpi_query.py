@@ -27,11 +27,16 @@ async def make_product(
     publication = None if publication_min is None else SENSING + timedelta(minutes=publication_min)
     cur = await conn.execute(
         "INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day,"
-        " input_path, mission, publication_date, inserted_at)"
-        " VALUES (%s, %s AT TIME ZONE 'UTC', '31TCH', 20260304, %s, 'S2', %s, %s) RETURNING id",
-        (condition, SENSING, f"/in/{n}", publication, harvest),
+        " input_path, mission)"
+        " VALUES (%s, %s AT TIME ZONE 'UTC', '31TCH', 20260304, %s, 'S2') RETURNING id",
+        (condition, SENSING, f"/in/{n}"),
     )
     input_id = (await cur.fetchone())[0]
+    await conn.execute(
+        "INSERT INTO hrwsi.input_meta (input_id, publication_date, inserted_at)"
+        " VALUES (%s, %s, %s)",
+        (input_id, publication, harvest),
+    )
     cur = await conn.execute(
         "WITH vm AS (INSERT INTO hrwsi.virtual_machine (id, name, flavour)"
         "            VALUES (gen_random_uuid(), 'vm', 'MAJA') RETURNING id)"

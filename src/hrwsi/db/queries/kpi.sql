@@ -14,9 +14,10 @@ WITH input_times AS (
     SELECT i.id AS input_id,
            i.processing_condition_name AS condition,
            i.date AT TIME ZONE 'UTC' AS sensing,
-           i.publication_date AS publication,
-           i.inserted_at AS harvest
+           m.publication_date AS publication,
+           m.inserted_at AS harvest
     FROM hrwsi.input AS i
+    LEFT JOIN hrwsi.input_meta AS m ON m.input_id = i.id
 ), task_times AS (
     SELECT pt.id AS task_id,
            pt.input_fk_id AS input_id,
