@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tomllib
 from collections.abc import Collection, Mapping
 from datetime import timedelta
@@ -170,9 +171,7 @@ class RulesConfig(_Model):
             if rule.rule_name in names:
                 raise ValueError(f"rules.{i}.name: duplicate rule name {rule.rule_name!r}")
             if rule.condition in conditions:
-                raise ValueError(
-                    f"rules.{i}.condition: {rule.condition!r} already has a rule"
-                )
+                raise ValueError(f"rules.{i}.condition: {rule.condition!r} already has a rule")
             names.add(rule.rule_name)
             conditions.add(rule.condition)
             table = getattr(rule, "track_table", None)
@@ -384,8 +383,12 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
     kinds |= {"join_same_tile_day", "composite_with_gate"}
     key = ".".join(part for part in loc if part not in kinds)
     message = first["msg"].removeprefix("Value error, ")
-    if ": " in message and (not key or message.split(": ", 1)[0].startswith(key)):
-        key, message = message.split(": ", 1)
+    # Model validators name the field in their text: absolute ("rules.0.track_table")
+    # at the top level, relative ("file") inside a nested model.
+    prefix, _, rest = message.partition(": ")
+    if rest and re.fullmatch(r"[A-Za-z0-9_.]+", prefix):
+        key = prefix if not key or prefix.startswith(key + ".") else f"{key}.{prefix}"
+        message = rest
     more = len(exc.errors()) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"

@@ -247,4 +247,3 @@ def grd_slice(name: str, tile: str, relative_orbit: int | None = None) -> GrdSli
         sensing_stop=_stamp(name, match[1]),
         datatake=datatake,
     )
-

@@ -75,20 +75,23 @@ def evaluate(
     proposals: list[TaskProposal] = []
     waiting: list[Waiting] = []
     for (tile, day, orbit), items in sorted(by_pass.items()):
-        for group in touching_groups(items, rule.touch_tolerance):
-            free = [m for m in group if m.id not in claimed]
-            if not free:
-                continue
-            if len(free) < len(group):
+        todo: list[list[Item]] = []
+        for whole in touching_groups(items, rule.touch_tolerance):
+            free = [m for m in whole if m.id not in claimed]
+            if len(free) == len(whole):
+                todo.append(whole)
+            elif free and rule.late_partner == "drop":
                 # A slice touching slices that already have a task: never re-create theirs.
-                if rule.late_partner == "drop":
-                    reason = (
-                        f"touches slices of relative orbit {orbit} already processed by an "
-                        "earlier task; not processed again (late_partner = drop)"
-                    )
-                    skipped.extend(Skipped(rule.name, m.id, reason) for m in free)
-                    continue
-                group = free
+                reason = (
+                    f"touches slices of relative orbit {orbit} already processed by an "
+                    "earlier task; not processed again (late_partner = drop)"
+                )
+                skipped.extend(Skipped(rule.name, m.id, reason) for m in free)
+            elif free:
+                # "alone": the unclaimed slices, regrouped among themselves (a claimed
+                # slice between two of them splits them).
+                todo.extend(touching_groups(free, rule.touch_tolerance))
+        for group in todo:
             if len(group) == 1:
                 deadline = group[0].harvested_at + rule.orphan_after
                 if now < deadline:
