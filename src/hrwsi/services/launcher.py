@@ -102,7 +102,7 @@ class LauncherService:
     """See the module docstring. ``executor`` is any :class:`hrwsi.executors.base.Executor`."""
 
     name = "launcher"
-    channels = ("processing_task_insertion", "processing_tasks_state_processed")
+    channels = ("processing_task_insertion", "processing_tasks_state_processed", "task_cancelled")
     # This launcher dispatches the successors of the tasks it records at once; the
     # notification matters for tasks other launchers record, and can wait ~0.1 s.
     slow_channels = ("processing_tasks_state_processed",)
@@ -170,6 +170,7 @@ class LauncherService:
                 if self._last_follow is None or now - self._last_follow >= self.interval_s:
                     await self._follow_open(conn)
                     self._last_follow = now
+                await self._stop_cancelled(conn)
                 await self._dispatch_ready(conn)
                 await self._arm_retry_timer(conn)
             except psycopg.Error as exc:
@@ -343,6 +344,39 @@ class LauncherService:
             await self._submit(conn, attempt)
         if lost:
             await self._record_group(conn, lost)
+
+    # -- cancelled tasks (the console's cancel action) -----------------------------------
+
+    async def _stop_cancelled(self, conn: Connection) -> None:
+        """Stop the open runs of cancelled tasks: each dispatch is locked, the executor asked
+        to cancel the run, and the attempt recorded as an external error "cancelled by
+        <actor>" in that transaction (so an outcome arriving meanwhile waits for the lock and
+        finds the attempt ended). A cancelled task has ended: it is never claimed again."""
+        cur = await conn.execute(queries.get("console_launcher_cancelled_open"), {"limit": 100})
+        for row in await cur.fetchall():
+            try:
+                async with conn.transaction():
+                    lock = await conn.execute(
+                        queries.get("console_launcher_lock_cancelled"),
+                        {"dispatch_id": row["dispatch_id"]},
+                    )
+                    locked = await lock.fetchone()
+                    if locked is None or not locked["open"]:
+                        continue
+                    await self.executor.cancel(row["key"])
+                    await conn.execute(
+                        queries.get("console_launcher_record_cancelled"),
+                        {
+                            "dispatch_id": row["dispatch_id"],
+                            "message": f"cancelled by {row['cancelled_by']}",
+                        },
+                    )
+            except errors.ExecutorError as exc:
+                log.warning("launcher.cancel_failed", extra={"key": row["key"], "error": str(exc)})
+                continue
+            log.info("launcher.cancelled", extra={"key": row["key"], "by": row["cancelled_by"]})
+            with contextlib.suppress(errors.ExecutorError):
+                await self.executor.forget(row["key"])
 
     # -- retry wake-up -------------------------------------------------------------------
 

@@ -392,3 +392,7 @@ FROM hrwsi.processing_status AS s
 LEFT JOIN hrwsi.processing_status_workflow AS w ON w.processing_status_id = s.id
 WHERE s.id IN (2, 3, 4)
 GROUP BY s.name ORDER BY s.name
+
+-- name: console_statement_timeout
+-- A metrics scrape never holds the database for long.
+SET statement_timeout = '5s'
