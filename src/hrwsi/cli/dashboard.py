@@ -1,6 +1,9 @@
-"""``hrwsi dashboard [--port N] [--cache-s S]``: serve the read-only web view."""
+"""``hrwsi dashboard [--port N] [--cache-s S]``: serve the operators' web console
+(read-only unless ``HRWSI_DASHBOARD_TOKEN`` is set)."""
 
 from __future__ import annotations
+
+import os
 
 import typer
 
@@ -21,12 +24,14 @@ def dashboard(
     """Serve the web view of inputs, tasks, products, failures and latency."""
     import uvicorn
 
-    from hrwsi.web.dashboard import create_app
+    from hrwsi.web.console import create_console
 
     cfg = common.load_config()
     database = common.open_database(cfg)
-    common.console.print(f"dashboard: http://{host}:{port}/", highlight=False)
-    app = create_app(database.url, cache_s=cache_s)
+    token = os.environ.get("HRWSI_DASHBOARD_TOKEN") or None
+    mode = "actions need the token" if token else "read-only (HRWSI_DASHBOARD_TOKEN unset)"
+    common.console.print(f"dashboard: http://{host}:{port}/ — {mode}", highlight=False)
+    app = create_console(database.url, cfg, token=token, cache_s=cache_s)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -90,6 +90,7 @@ async def overview(conn: Conn, *, heartbeat_stale_s: float = 60.0) -> dict[str, 
     return jsonable(
         {
             "funnel": [dict(r) for r in funnel],
+            "byc": {str(r["condition"]): dict(r) for r in funnel},
             "totals": totals,
             "rates": dict(rates),
             "vms": {str(r["flavour"]): int(r["vms"]) for r in vms},
