@@ -10,7 +10,7 @@ from hrwsi.executors.base import RunState
 from hrwsi.executors.fake import FakeExecutor
 from hrwsi.services.launcher import LauncherService
 from hrwsi.web import store
-from tests.integration.launcher_support import add_chain, config, dispatch_keys, drive, rows
+from launcher_support import add_chain, config, dispatch_keys, drive, rows
 
 EXTERNAL_ERROR = 4
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import dashboard, db, demo, harvest, plan, retry, run, status
+from hrwsi.cli import actions, dashboard, db, demo, harvest, plan, retry, run, status, tasks
 
 app = typer.Typer(
     name="hrwsi",
@@ -39,6 +39,8 @@ plan.register(app)
 status.register(app)
 run.register(app)
 demo.register(app)
+tasks.register(app)
+actions.register(app)
 
 
 def main() -> None:

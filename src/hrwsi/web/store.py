@@ -20,7 +20,6 @@ from typing import Any
 import psycopg
 from psycopg.rows import DictRow, dict_row
 
-from hrwsi.cli import retry as retry_command
 from hrwsi.db import queries
 from hrwsi.domain import errors
 
@@ -44,13 +43,19 @@ async def connect(db_url: str) -> Conn:
 
 
 async def _all(conn: Conn, name: str, params: dict[str, Any] | None = None) -> list[DictRow]:
-    cur = await conn.execute(queries.get(name), params or {})
-    return await cur.fetchall()
+    try:
+        cur = await conn.execute(queries.get(name), params or {})
+        return await cur.fetchall()
+    except psycopg.errors.UndefinedTable as exc:
+        raise errors.DatabaseError(f"{exc} (run `hrwsi db migrate`)") from exc
 
 
 async def _one(conn: Conn, name: str, params: dict[str, Any] | None = None) -> DictRow | None:
-    cur = await conn.execute(queries.get(name), params or {})
-    return await cur.fetchone()
+    try:
+        cur = await conn.execute(queries.get(name), params or {})
+        return await cur.fetchone()
+    except psycopg.errors.UndefinedTable as exc:
+        raise errors.DatabaseError(f"{exc} (run `hrwsi db migrate`)") from exc
 
 
 def _jsonable(value: Any) -> Any:
@@ -370,6 +375,8 @@ async def resume(db_url: str, condition: str, *, actor: str) -> bool:
 
 async def retry(db_url: str, task_id: int, *, actor: str, reason: str | None = None) -> dict[str, Any]:
     """``hrwsi retry``'s reopening of a task, recorded as an operator action in its transaction."""
+    from hrwsi.cli import retry as retry_command  # the CLI package imports this module
+
     conn = await connect(db_url)
     try:
         async with conn, conn.transaction(), conn.cursor() as cur:
