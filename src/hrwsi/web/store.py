@@ -27,7 +27,7 @@ Conn = psycopg.AsyncConnection[DictRow]
 
 TASK_STATES = ("pending", "running", "waiting_retry", "processed", "failed", "cancelled")
 INPUT_STATES = ("new", *TASK_STATES)
-SCAN_ROWS = 20_000  # candidate rows one filtered page reads at most (bounds its time)
+SCAN_ROWS = 10_000  # candidate rows one filtered page reads at most (bounds its time)
 LOG_TAIL_BYTES = 64 * 1024
 
 

@@ -160,6 +160,9 @@ LEFT JOIN LATERAL (
 ) AS t ON true
 WHERE (%(condition)s::text IS NULL OR i.processing_condition_name = %(condition)s::text)
   AND (%(tile)s::text IS NULL OR i.tile = %(tile)s::text)
+  AND (%(day_from)s::bigint IS NULL OR i.measurement_day >= %(day_from)s::bigint)
+  AND (%(day_to)s::bigint IS NULL OR i.measurement_day <= %(day_to)s::bigint)
+  AND (%(state)s::text IS NULL OR coalesce(t.state, 'new') = %(state)s::text)
 ORDER BY i.id DESC
 OFFSET %(offset)s
 LIMIT %(limit)s
@@ -396,3 +399,19 @@ GROUP BY s.name ORDER BY s.name
 -- name: console_statement_timeout
 -- A metrics scrape never holds the database for long.
 SET statement_timeout = '5s'
+
+-- name: console_bench_fill_inputs
+-- Benchmarks only: `count` synthetic inputs over two conditions, 20 tiles and 60 days.
+INSERT INTO hrwsi.input (processing_condition_name, date, tile, measurement_day, input_path,
+                         mission)
+SELECT CASE WHEN mod(g, 2) = 0 THEN 'MAJA_PC' ELSE 'FSC_PC' END,
+       timestamp '2024-01-01' + g * interval '1 second',
+       'T' || lpad(mod(g, 20)::text, 2, '0'),
+       to_char(date '2024-01-01' + mod(g / 1000, 60)::integer, 'YYYYMMDD')::bigint,
+       '/bench/console/' || g, 'S2'
+FROM generate_series(1, %(count)s::bigint) AS g
+
+-- name: console_bench_id_at
+-- Benchmarks only: the id of the row at a position of the newest-first list (the cursor a
+-- reader paging by keyset would hold there).
+SELECT id FROM hrwsi.input ORDER BY id DESC OFFSET %(offset)s LIMIT 1
