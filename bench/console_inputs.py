@@ -57,7 +57,9 @@ async def _bench(url: str, inputs: int, runs: int) -> None:
         await conn.execute(queries.get("console_bench_fill_inputs"), {"count": inputs})
         for name in FILL:
             await conn.execute(queries.get(name))
-        print(f"filled {inputs:,} inputs with their history in {time.perf_counter() - started:.0f} s")
+        print(
+            f"filled {inputs:,} inputs with their history in {time.perf_counter() - started:.0f} s"
+        )
         print(f"{'case':<22}{'position':>10}{'keyset ms':>12}{'OFFSET ms':>12}{'ratio':>9}")
         worst = 0.0
         for label, flt in CASES:
@@ -70,9 +72,13 @@ async def _bench(url: str, inputs: int, runs: int) -> None:
                 keyset_ms: list[float] = []
                 offset_ms: list[float] = []
                 for _ in range(runs + 1):
-                    k, page = await _ms(lambda: store.inputs_page(conn, flt, before=before))
+                    k, page = await _ms(
+                        lambda flt=flt, before=before: store.inputs_page(conn, flt, before=before)
+                    )
                     o, rows = await _ms(
-                        lambda: store.inputs_offset_page(conn, flt, offset=offset)
+                        lambda flt=flt, offset=offset: store.inputs_offset_page(
+                            conn, flt, offset=offset
+                        )
                     )
                     keyset_ms.append(k)
                     offset_ms.append(o)

@@ -31,7 +31,9 @@ TOKEN = "browser-test-token"
 
 @pytest.fixture(scope="session")
 def artefacts() -> Path:
-    root = Path(os.environ.get("HRWSI_TEST_ARTEFACTS", Path(__file__).parents[2] / "test-artefacts"))
+    root = Path(
+        os.environ.get("HRWSI_TEST_ARTEFACTS", Path(__file__).parents[2] / "test-artefacts")
+    )
     folder = root / "browser"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -44,7 +46,9 @@ def browser(template_database: str) -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("browser tests: the playwright package is not installed (pip install -e '.[dev]')")
+        pytest.skip(
+            "browser tests: the playwright package is not installed (pip install -e '.[dev]')"
+        )
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests: no Chromium at {CHROMIUM} (apt-get install -y chromium)")
     with sync_playwright() as p:

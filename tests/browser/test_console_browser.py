@@ -19,7 +19,8 @@ def _seed(db_url: str, extra_inputs: int = 45) -> dict[str, int]:
     with psycopg.connect(db_url, autocommit=True) as c:
         vm = uuid.uuid4()
         c.execute(
-            "INSERT INTO hrwsi.virtual_machine (id, name, flavour) VALUES (%s, 'vm-MAJA-1', 'MAJA')",
+            "INSERT INTO hrwsi.virtual_machine (id, name, flavour)"
+            " VALUES (%s, 'vm-MAJA-1', 'MAJA')",
             (vm,),
         )
         ids: dict[str, int] = {}
@@ -96,7 +97,7 @@ def test_overview_renders_and_follows_a_task_finishing_live(
     with psycopg.connect(db_url, autocommit=True) as c:
         _finish(c, ids["running"], ids["running_dispatch"], ids["running_input"])
     page.wait_for_function(
-        "document.querySelector('tr[data-condition=\"MAJA_PC\"] [data-col=\"processed\"]')"
+        'document.querySelector(\'tr[data-condition="MAJA_PC"] [data-col="processed"]\')'
         ".textContent === '2'",
         timeout=10_000,
     )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from launcher_support import add_chain, config, dispatch_keys, drive, rows
 
 from hrwsi.db import queries
 from hrwsi.executors.base import RunState
 from hrwsi.executors.fake import FakeExecutor
 from hrwsi.services.launcher import LauncherService
 from hrwsi.web import store
-from launcher_support import add_chain, config, dispatch_keys, drive, rows
 
 EXTERNAL_ERROR = 4
 
@@ -21,7 +21,8 @@ def launcher(db_url: str, executor: FakeExecutor) -> LauncherService:
 
 async def _state(conn: psycopg.AsyncConnection, task_id: int) -> str:
     found = await rows(
-        conn, "SELECT hrwsi.task_state_of(id, has_ended) FROM hrwsi.processing_tasks WHERE id = %s",
+        conn,
+        "SELECT hrwsi.task_state_of(id, has_ended) FROM hrwsi.processing_tasks WHERE id = %s",
         task_id,
     )
     return str(found[0][0])
@@ -79,9 +80,12 @@ async def test_cancelled_task_is_not_replanned_even_by_a_sweep(
     """The orchestrator's candidate check drops an input whose task was cancelled."""
     (task,) = await add_chain(conn, 1)
     await store.cancel(db_url, task, actor="t")
-    (input_id,) = (r[0] for r in await rows(
-        conn, "SELECT input_fk_id FROM hrwsi.processing_tasks WHERE id = %s", task
-    ))
+    (input_id,) = (
+        r[0]
+        for r in await rows(
+            conn, "SELECT input_fk_id FROM hrwsi.processing_tasks WHERE id = %s", task
+        )
+    )
     await conn.execute(
         "INSERT INTO hrwsi.orchestrator_backlog (input_id) VALUES (%s) ON CONFLICT DO NOTHING",
         (input_id,),

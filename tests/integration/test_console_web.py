@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import httpx
 import psycopg
 import pytest
+from launcher_support import add_chain
 from prometheus_client.parser import text_string_to_metric_families
 
 from hrwsi.config import Config
 from hrwsi.web import store
 from hrwsi.web.console import create_console
-from launcher_support import add_chain
 
 TOKEN = "s3cret-token"
 
@@ -63,7 +63,9 @@ async def test_action_needs_session_and_csrf(
         "/login", data={"csrf": csrf, "token": TOKEN, "actor": "eve<script>"}
     )
     assert signed.status_code == 303
-    assert (await client.post(f"/tasks/{task}/cancel", data={"csrf": "forged.x"})).status_code == 403
+    assert (
+        await client.post(f"/tasks/{task}/cancel", data={"csrf": "forged.x"})
+    ).status_code == 403
     nonce = csrf.split(".")[0]
     forged = f"{nonce}.{'0' * 64}"
     assert (await client.post(f"/tasks/{task}/cancel", data={"csrf": forged})).status_code == 403
@@ -77,9 +79,7 @@ async def test_bearer_token_for_scripts(
     client: httpx.AsyncClient, conn: psycopg.AsyncConnection
 ) -> None:
     """A script may act with Authorization: Bearer <token> (compared in constant time)."""
-    wrong = await client.post(
-        "/conditions/MAJA_PC/pause", headers={"Authorization": "Bearer nope"}
-    )
+    wrong = await client.post("/conditions/MAJA_PC/pause", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     ok = await client.post(
         "/conditions/MAJA_PC/pause", headers={"Authorization": f"Bearer {TOKEN}"}
@@ -103,9 +103,15 @@ async def test_metrics_scrape_cleanly_and_healthz(
         for s in families["hrwsi_queue_depth"].samples
     }
     assert depth[("pending", "MAJA_PC")] == 2
-    for name in ("hrwsi_planner_pass_seconds", "hrwsi_notification_to_action_seconds",
-                 "hrwsi_catalogue_request_errors", "hrwsi_nomad_request_errors",
-                 "hrwsi_inputs_harvested", "hrwsi_tasks_planned", "hrwsi_attempts"):
+    for name in (
+        "hrwsi_planner_pass_seconds",
+        "hrwsi_notification_to_action_seconds",
+        "hrwsi_catalogue_request_errors",
+        "hrwsi_nomad_request_errors",
+        "hrwsi_inputs_harvested",
+        "hrwsi_tasks_planned",
+        "hrwsi_attempts",
+    ):
         assert name in families, name
     assert (await client.get("/healthz")).text == "ok\n"
 

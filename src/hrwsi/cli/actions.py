@@ -35,12 +35,16 @@ def cancel(
     reason: str = typer.Option("", "--reason", help="Why, recorded with the action."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Cancel a pending, running or waiting task (its run is stopped; never retried automatically)."""
+    """Cancel a pending, running or waiting task: its run stops; never retried automatically."""
     cfg = common.load_config()
     database = common.open_database(cfg, quiet=True)
     done = common.run(store.cancel(database.url, task_id, actor=_actor(), reason=reason or None))
-    _say(as_json, f"task {task_id} cancelled (was {done['was']}); the launcher stops its run",
-         task_id=task_id, was=done["was"])
+    _say(
+        as_json,
+        f"task {task_id} cancelled (was {done['was']}); the launcher stops its run",
+        task_id=task_id,
+        was=done["was"],
+    )
 
 
 def pause(
@@ -52,8 +56,12 @@ def pause(
     cfg = common.load_config()
     database = common.open_database(cfg, quiet=True)
     added = common.run(store.pause(database.url, condition, actor=_actor(), reason=reason or None))
-    _say(as_json, f"{condition} paused" if added else f"{condition} was already paused",
-         condition=condition, changed=added)
+    _say(
+        as_json,
+        f"{condition} paused" if added else f"{condition} was already paused",
+        condition=condition,
+        changed=added,
+    )
 
 
 def resume(
@@ -64,8 +72,12 @@ def resume(
     cfg = common.load_config()
     database = common.open_database(cfg, quiet=True)
     removed = common.run(store.resume(database.url, condition, actor=_actor()))
-    _say(as_json, f"{condition} resumed" if removed else f"{condition} was not paused",
-         condition=condition, changed=removed)
+    _say(
+        as_json,
+        f"{condition} resumed" if removed else f"{condition} was not paused",
+        condition=condition,
+        changed=removed,
+    )
 
 
 def register(app: typer.Typer) -> None:

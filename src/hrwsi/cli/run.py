@@ -45,7 +45,10 @@ def run(
         None, "--log-format", help="text (default) or json (one object per line)."
     ),
     metrics_port: int | None = typer.Option(
-        None, "--metrics-port", min=1, max=65535,
+        None,
+        "--metrics-port",
+        min=1,
+        max=65535,
         help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics.",
     ),
 ) -> None:

@@ -123,8 +123,10 @@ def status(
     if watch:
         from hrwsi.cli import watch as watch_module
 
-        report = lambda: common.run(collect(database.url, limit=limit))  # noqa: E731
-        watch_module.watch(report, render, every, as_json=as_json)
+        def collect_now() -> dict[str, Any]:
+            return common.run(collect(database.url, limit=limit))
+
+        watch_module.watch(collect_now, render, every, as_json=as_json)
         return
     report = common.run(collect(database.url, limit=limit))
     if as_json:

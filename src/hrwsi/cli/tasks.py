@@ -27,7 +27,9 @@ async def _task(db_url: str, task_id: int) -> dict[str, Any] | None:
 
 
 def tasks(
-    state: str | None = typer.Option(None, "--state", help=f"One of {', '.join(store.TASK_STATES)}."),
+    state: str | None = typer.Option(
+        None, "--state", help=f"One of {', '.join(store.TASK_STATES)}."
+    ),
     condition: str | None = typer.Option(None, "--condition", help="Processing condition."),
     tile: str | None = typer.Option(None, "--tile", help="Tile, e.g. 31TCH."),
     limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="Rows at most."),
@@ -49,8 +51,14 @@ def tasks(
         table.add_column(column)
     for r in rows:
         table.add_row(
-            str(r["id"]), r["state"], r["processing_condition_name"], r["tile"],
-            str(r["input_id"]), r["vm_name"], str(r["attempts"]), str(r["created_at"] or ""),
+            str(r["id"]),
+            r["state"],
+            r["processing_condition_name"],
+            r["tile"],
+            str(r["input_id"]),
+            r["vm_name"],
+            str(r["attempts"]),
+            str(r["created_at"] or ""),
         )
     Console().print(table)
 
@@ -69,8 +77,9 @@ def render_task(d: dict[str, Any], console: Console) -> None:
     for column in ("input", "role", "tile", "day", "path"):
         inputs.add_column(column)
     for i in d["inputs"]:
-        inputs.add_row(str(i["id"]), i["role"], i["tile"], str(i["measurement_day"]),
-                       i["input_path"] or "")
+        inputs.add_row(
+            str(i["id"]), i["role"], i["tile"], str(i["measurement_day"]), i["input_path"] or ""
+        )
     console.print(inputs)
     attempts = Table(title="Attempts", title_justify="left")
     for column in ("attempt", "dispatched", "status", "at", "message"):
@@ -79,8 +88,11 @@ def render_task(d: dict[str, Any], console: Console) -> None:
         history = a["statuses"] or [{"status": "submitted", "date": "", "message": ""}]
         for k, s in enumerate(history):
             attempts.add_row(
-                a["key"] if k == 0 else "", str(a["dispatch_date"]) if k == 0 else "",
-                s["status"], str(s["date"] or ""), s["message"] or "",
+                a["key"] if k == 0 else "",
+                str(a["dispatch_date"]) if k == 0 else "",
+                s["status"],
+                str(s["date"] or ""),
+                s["message"] or "",
             )
     console.print(attempts if d["attempts"] else "not dispatched yet")
     for p in d["products"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable
@@ -31,19 +32,12 @@ def watch(
         with Live(console=console, auto_refresh=False, screen=False) as live:
             while True:
                 report = collect()
-                capture = Console(width=console.width, record=True, file=_Null())
+                capture = Console(width=console.width, record=True, file=io.StringIO())
                 render(report, capture)
                 stamp = Text(f"hrwsi status — every {every_s:g} s — Ctrl-C to stop", style="dim")
-                live.update(Group(stamp, Text.from_ansi(capture.export_text(styles=True))),
-                            refresh=True)
+                live.update(
+                    Group(stamp, Text.from_ansi(capture.export_text(styles=True))), refresh=True
+                )
                 time.sleep(every_s)
     except KeyboardInterrupt:
         return
-
-
-class _Null:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        return None

@@ -92,7 +92,7 @@ def create_console(
             if conn is None or conn.closed:
                 conn = await store.connect(db_url)
                 state["conn"] = conn
-            return conn  # type: ignore[no-any-return]
+            return conn
 
     async def _drop() -> None:
         conn = state.pop("conn", None)
@@ -108,6 +108,7 @@ def create_console(
             raise errors.DatabaseError(f"console query failed: {exc}") from exc
 
     overview_cache = dashboard.SnapshotCache(lambda: _read(store.overview), cache_s, clock)
+
     async def _status() -> dict[str, Any]:
         # The older /api/status reads tuple rows: its own short connection, once per cache_s.
         try:
@@ -189,9 +190,7 @@ def create_console(
         before = _int(q.get("before"))
         try:
             choices = await _read(store.choices)
-            page = await _read(
-                lambda c: store.inputs_page(c, flt, before=before, limit=page_size)
-            )
+            page = await _read(lambda c: store.inputs_page(c, flt, before=before, limit=page_size))
         except errors.DatabaseError as exc:
             return _database_down(request, exc)
         params = {k: v for k, v in flt.params().items() if v is not None}
@@ -225,7 +224,14 @@ def create_console(
         try:
             choices = await _read(store.choices)
             rows = await _read(
-                lambda c: store.tasks_page(c, **f, before=before, limit=page_size)
+                lambda c: store.tasks_page(
+                    c,
+                    state=f["state"],
+                    condition=f["condition"],
+                    tile=f["tile"],
+                    before=before,
+                    limit=page_size,
+                )
             )
         except errors.DatabaseError as exc:
             return _database_down(request, exc)
@@ -274,7 +280,10 @@ def create_console(
             return _database_down(request, exc)
         routines = {
             str(r["name"]): planning.Routine(
-                str(r["name"]), int(r["cpu"]), int(r["ram"]), int(r["storage"]),
+                str(r["name"]),
+                int(r["cpu"]),
+                int(r["ram"]),
+                int(r["storage"]),
                 max(1, int(r["duration"])),
             )
             for r in routine_rows
@@ -296,7 +305,7 @@ def create_console(
 
     async def products_page(request: Request) -> Response:
         q = request.query_params
-        f = {
+        f: dict[str, Any] = {
             "product_type": _text(q.get("type")),
             "tile": _text(q.get("tile")),
             "day": _int(q.get("day")),
@@ -312,7 +321,9 @@ def create_console(
         next_url = None
         if page.next_before:
             params = {
-                "type": f["product_type"], "tile": f["tile"], "day": f["day"],
+                "type": f["product_type"],
+                "tile": f["tile"],
+                "day": f["day"],
                 "before": page.next_before,
             }
             next_url = "/products?" + urlencode({k: v for k, v in params.items() if v})
@@ -331,7 +342,10 @@ def create_console(
 
     async def login_page(request: Request) -> Response:
         return _page(
-            request, "login.html", title="sign in", next=request.query_params.get("next", "/"),
+            request,
+            "login.html",
+            title="sign in",
+            next=request.query_params.get("next", "/"),
             live="off",
         )
 
@@ -369,21 +383,34 @@ def create_console(
         form = await request.form()
         back = request.headers.get("referer")
         if not guard.enabled:
-            return None, _message(
-                request, 403, "refused", "read-only console: HRWSI_DASHBOARD_TOKEN is not set",
-                back,
-            ), form
+            return (
+                None,
+                _message(
+                    request,
+                    403,
+                    "refused",
+                    "read-only console: HRWSI_DASHBOARD_TOKEN is not set",
+                    back,
+                ),
+                form,
+            )
         actor = guard.actor_of(
             request.cookies.get(auth.SESSION_COOKIE), request.headers.get("authorization")
         )
         if actor is None:
-            return None, _message(
-                request, 401, "refused", "sign in with the token to act", "/login"
-            ), form
+            return (
+                None,
+                _message(request, 401, "refused", "sign in with the token to act", "/login"),
+                form,
+            )
         if actor != "api" and not guard.csrf_ok(
             request.cookies.get(auth.CSRF_COOKIE), str(form.get("csrf", ""))
         ):
-            return None, _message(request, 403, "refused", "missing or invalid CSRF token", back), form
+            return (
+                None,
+                _message(request, 403, "refused", "missing or invalid CSRF token", back),
+                form,
+            )
         return f"console:{actor}", None, form
 
     async def _act(

@@ -137,7 +137,11 @@ class LogBridge(logging.Handler):
             event.endswith(("_failed", "_retry", "_reconnect", "_crashed", "_timeout"))
         ):
             m.nomad_errors.labels(event.removeprefix("nomad.")).inc()
-        elif event in ("launcher.submit_failed", "launcher.status_failed", "launcher.cancel_failed"):
+        elif event in (
+            "launcher.submit_failed",
+            "launcher.status_failed",
+            "launcher.cancel_failed",
+        ):
             m.nomad_errors.labels(event.removeprefix("launcher.")).inc()
 
 
@@ -183,8 +187,19 @@ class DatabaseCollector(Collector):
             ) as conn:
                 conn.execute(queries.get("console_statement_timeout"))
                 for row in conn.execute(queries.get("console_funnel")).fetchall():
-                    (condition, n_inputs, _planned, pending, running, waiting, processed,
-                     failed, cancelled, paused_at, _by) = row
+                    (
+                        condition,
+                        n_inputs,
+                        _planned,
+                        pending,
+                        running,
+                        waiting,
+                        processed,
+                        failed,
+                        cancelled,
+                        paused_at,
+                        _by,
+                    ) = row
                     inputs.add_metric([condition], n_inputs)
                     for state, n in (
                         ("pending", pending),

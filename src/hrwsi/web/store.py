@@ -73,6 +73,16 @@ def jsonable(value: Any) -> Any:
     return _jsonable(value)
 
 
+def _jdict(value: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = _jsonable(value)
+    return result
+
+
+def _jlist(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = _jsonable(value)
+    return result
+
+
 # -- reads -----------------------------------------------------------------------------
 
 
@@ -85,14 +95,9 @@ async def overview(conn: Conn, *, heartbeat_stale_s: float = 60.0) -> dict[str, 
     services = []
     for b in beats:
         age = float(b["age_s"]) if b["age_s"] is not None else None
-        services.append(
-            {**b, "age_s": age, "alive": age is not None and age <= heartbeat_stale_s}
-        )
-    totals = {
-        key: sum(int(r[key]) for r in funnel)
-        for key in ("inputs", "planned", *TASK_STATES)
-    }
-    return jsonable(
+        services.append({**b, "age_s": age, "alive": age is not None and age <= heartbeat_stale_s})
+    totals = {key: sum(int(r[key]) for r in funnel) for key in ("inputs", "planned", *TASK_STATES)}
+    return _jdict(
         {
             "funnel": [dict(r) for r in funnel],
             "byc": {str(r["condition"]): dict(r) for r in funnel},
@@ -205,7 +210,9 @@ async def task(conn: Conn, task_id: int, *, chain_limit: int = 500) -> dict[str,
         return None
     chain = [
         dict(r)
-        for r in await _all(conn, "console_task_chain", {"vm_id": row["vm_id"], "limit": chain_limit})
+        for r in await _all(
+            conn, "console_task_chain", {"vm_id": row["vm_id"], "limit": chain_limit}
+        )
     ]
     position = next((k for k, r in enumerate(chain) if r["id"] == task_id), None)
     attempts: list[dict[str, Any]] = []
@@ -231,7 +238,7 @@ async def task(conn: Conn, task_id: int, *, chain_limit: int = 500) -> dict[str,
     products = [
         dict(r) for r in await _all(conn, "console_task_products", {"input_id": row["input_id"]})
     ]
-    return jsonable(
+    return _jdict(
         {
             "task": dict(row),
             "inputs": [
@@ -266,20 +273,21 @@ async def products_page(
     limit: int = 50,
     scan: int = SCAN_ROWS,
 ) -> Page:
-    params = {
+    window = max(scan, limit)
+    params: dict[str, Any] = {
         "product_type": product_type,
         "tile": tile,
         "day": day,
         "before": before,
         "limit": limit,
-        "scan": max(scan, limit),
+        "scan": window,
     }
     rows = [dict(r) for r in await _all(conn, "console_products_page", params)]
     if len(rows) == limit:
         return Page(rows, int(rows[-1]["id"]), limit)
     end = await _one(conn, "console_products_window_end", params)
     scanned = int(end["scanned"]) if end else 0
-    more = end is not None and end["last_id"] is not None and scanned >= params["scan"]
+    more = end is not None and end["last_id"] is not None and scanned >= window
     return Page(rows, int(end["last_id"]) if more and end else None, scanned)
 
 
@@ -291,11 +299,11 @@ async def choices(conn: Conn) -> dict[str, list[str]]:
 
 
 async def recent_actions(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
-    return jsonable([dict(r) for r in await _all(conn, "console_recent_actions", {"limit": limit})])
+    return _jlist([dict(r) for r in await _all(conn, "console_recent_actions", {"limit": limit})])
 
 
 async def paused(conn: Conn) -> list[dict[str, Any]]:
-    return jsonable([dict(r) for r in await _all(conn, "console_paused_conditions")])
+    return _jlist([dict(r) for r in await _all(conn, "console_paused_conditions")])
 
 
 # -- actions ---------------------------------------------------------------------------
@@ -305,16 +313,16 @@ class ActionRefused(errors.HrwsiError):
     """An operator action that does not apply (unknown target, wrong state)."""
 
 
-async def _record(
-    conn: Conn, actor: str, action: str, target: str, detail: dict[str, Any]
-) -> None:
+async def _record(conn: Conn, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
     await conn.execute(
         queries.get("console_record_action"),
         {"actor": actor, "action": action, "target": target, "detail": json.dumps(detail)},
     )
 
 
-async def cancel(db_url: str, task_id: int, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+async def cancel(
+    db_url: str, task_id: int, *, actor: str, reason: str | None = None
+) -> dict[str, Any]:
     """Cancel a pending, running or waiting task: it ends as cancelled (never retried or
     re-planned automatically) and the launchers stop its run (``task_cancelled``)."""
     conn = await connect(db_url)
@@ -334,7 +342,7 @@ async def cancel(db_url: str, task_id: int, *, actor: str, reason: str | None = 
             await _record(
                 conn, actor, "cancel", f"task:{task_id}", {"was": row["state"], "reason": reason}
             )
-            return jsonable({"task_id": task_id, "was": row["state"], **dict(done)})
+            return _jdict({"task_id": task_id, "was": row["state"], **dict(done)})
     except psycopg.Error as exc:
         raise errors.DatabaseError(f"cancel of task {task_id} failed: {exc}") from exc
 
@@ -345,7 +353,9 @@ async def pause(db_url: str, condition: str, *, actor: str, reason: str | None =
     try:
         async with conn, conn.transaction():
             row = await _one(
-                conn, "console_pause_condition", {"condition": condition, "actor": actor, "reason": reason}
+                conn,
+                "console_pause_condition",
+                {"condition": condition, "actor": actor, "reason": reason},
             )
             assert row is not None
             if not row["known"]:
@@ -373,7 +383,9 @@ async def resume(db_url: str, condition: str, *, actor: str) -> bool:
         raise errors.DatabaseError(f"resume of {condition!r} failed: {exc}") from exc
 
 
-async def retry(db_url: str, task_id: int, *, actor: str, reason: str | None = None) -> dict[str, Any]:
+async def retry(
+    db_url: str, task_id: int, *, actor: str, reason: str | None = None
+) -> dict[str, Any]:
     """``hrwsi retry``'s reopening of a task, recorded as an operator action in its transaction."""
     from hrwsi.cli import retry as retry_command  # the CLI package imports this module
 
