@@ -32,7 +32,8 @@ def dashboard(
     mode = "actions need the token" if token else "read-only (HRWSI_DASHBOARD_TOKEN unset)"
     common.console.print(f"dashboard: http://{host}:{port}/ — {mode}", highlight=False)
     app = create_console(database.url, cfg, token=token, cache_s=cache_s)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # Open event streams never end by themselves: give them 2 s at shutdown, then close them.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
 
 
 def register(app: typer.Typer) -> None:

@@ -66,12 +66,15 @@ class Hub:
         self._runner = asyncio.create_task(self.listener.run(self._stop), name="console.listener")
 
     async def aclose(self) -> None:
-        self._stop.set()
-        for task in (self._runner, self._flush):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        self._stop.set()  # the listener leaves its wait and closes its connection
+        if self._runner is not None:
+            done, _ = await asyncio.wait({self._runner}, timeout=5)
+            if not done:
+                self._runner.cancel()
+        if self._flush is not None:
+            self._flush.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flush
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._queue_size)
