@@ -11,13 +11,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 CHROMIUM = Path(os.environ.get("HRWSI_CHROMIUM", "/usr/bin/chromium"))
+HAVE_CHROMIUM = CHROMIUM.exists()
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -39,22 +40,23 @@ def artefacts() -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def browser(template_database: str) -> Iterator[Any]:
-    """Chromium, launched once; after the template database (Playwright's sync API keeps an
-    event loop in this thread, where asyncio.run() can no longer be called)."""
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium for one test (Playwright's async API, on the test's event loop)."""
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.async_api import async_playwright
     except ImportError:
         pytest.skip(
             "browser tests: the playwright package is not installed (pip install -e '.[dev]')"
         )
-    if not CHROMIUM.exists():
+    if not HAVE_CHROMIUM:
         pytest.skip(f"browser tests: no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()
 
 
 def _free_port() -> int:

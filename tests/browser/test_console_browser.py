@@ -80,118 +80,120 @@ def _finish(c: psycopg.Connection[Any], task: int, dispatch: int, input_id: int)
         c.execute("UPDATE hrwsi.processing_tasks SET has_ended = true WHERE id = %s", (task,))
 
 
-def test_overview_renders_and_follows_a_task_finishing_live(
+async def test_overview_renders_and_follows_a_task_finishing_live(
     browser: Any, console_url: str, db_url: str, artefacts: Path
 ) -> None:
     """The overview shows the funnel; a task finishing updates it without a reload."""
     ids = _seed(db_url)
-    page = browser.new_page()
-    page.goto(console_url + "/")
+    page = await browser.new_page()
+    await page.goto(console_url + "/")
     row = page.locator('tr[data-condition="MAJA_PC"]')
-    assert row.locator('[data-col="processed"]').inner_text() == "1"
-    assert row.locator('[data-col="running"]').inner_text() == "1"
-    assert page.locator("#total-inputs").inner_text() == "48"
-    page.wait_for_selector("#live.alive")
-    page.evaluate("window.__same_page = true")
-    page.screenshot(path=str(artefacts / "overview-before.png"), full_page=True)
+    assert (await row.locator('[data-col="processed"]').inner_text()) == "1"
+    assert (await row.locator('[data-col="running"]').inner_text()) == "1"
+    assert (await page.locator("#total-inputs").inner_text()) == "48"
+    await page.wait_for_selector("#live.alive")
+    await page.evaluate("window.__same_page = true")
+    await page.screenshot(path=str(artefacts / "overview-before.png"), full_page=True)
     with psycopg.connect(db_url, autocommit=True) as c:
         _finish(c, ids["running"], ids["running_dispatch"], ids["running_input"])
-    page.wait_for_function(
+    await page.wait_for_function(
         'document.querySelector(\'tr[data-condition="MAJA_PC"] [data-col="processed"]\')'
         ".textContent === '2'",
         timeout=10_000,
     )
-    assert page.evaluate("window.__same_page") is True  # no reload happened
-    assert row.locator('[data-col="running"]').inner_text() == "0"
-    page.screenshot(path=str(artefacts / "overview-after.png"), full_page=True)
+    assert await page.evaluate("window.__same_page") is True  # no reload happened
+    assert (await row.locator('[data-col="running"]').inner_text()) == "0"
+    await page.screenshot(path=str(artefacts / "overview-after.png"), full_page=True)
 
 
-def test_inputs_filter_and_pagination(
+async def test_inputs_filter_and_pagination(
     browser: Any, console_url: str, db_url: str, artefacts: Path
 ) -> None:
     """Filters narrow the list; 'older' pages walk it by keyset without repeats."""
     _seed(db_url)
-    page = browser.new_page()
-    page.goto(console_url + "/inputs")
-    first = page.locator("tr.input-row td:first-child").all_inner_texts()
+    page = await browser.new_page()
+    await page.goto(console_url + "/inputs")
+    first = await page.locator("tr.input-row td:first-child").all_inner_texts()
     assert len(first) == 20
-    page.click("#next")
-    second = page.locator("tr.input-row td:first-child").all_inner_texts()
+    await page.click("#next")
+    second = await page.locator("tr.input-row td:first-child").all_inner_texts()
     assert len(second) == 20 and not set(first) & set(second)
     assert max(int(x) for x in second) < min(int(x) for x in first)
-    page.goto(console_url + "/inputs")
-    page.select_option("select[name=condition]", "FSC_PC")
-    page.fill("input[name=tile]", "32TLR")
-    page.click("#apply")
-    conditions = page.locator("tr.input-row td:nth-child(2)").all_inner_texts()
-    tiles = page.locator("tr.input-row td:nth-child(3)").all_inner_texts()
+    await page.goto(console_url + "/inputs")
+    await page.select_option("select[name=condition]", "FSC_PC")
+    await page.fill("input[name=tile]", "32TLR")
+    await page.click("#apply")
+    conditions = await page.locator("tr.input-row td:nth-child(2)").all_inner_texts()
+    tiles = await page.locator("tr.input-row td:nth-child(3)").all_inner_texts()
     assert conditions and set(conditions) == {"FSC_PC"} and set(tiles) == {"32TLR"}
     assert len(conditions) == 7  # g in 1..45 with g % 6 == 0
-    page.select_option("select[name=state]", "processed")
-    page.select_option("select[name=condition]", "")
-    page.fill("input[name=tile]", "")
-    page.click("#apply")
-    states = page.locator("tr.input-row .state").all_inner_texts()
+    await page.select_option("select[name=state]", "processed")
+    await page.select_option("select[name=condition]", "")
+    await page.fill("input[name=tile]", "")
+    await page.click("#apply")
+    states = await page.locator("tr.input-row .state").all_inner_texts()
     assert states == ["processed"]
-    page.screenshot(path=str(artefacts / "inputs.png"), full_page=True)
+    await page.screenshot(path=str(artefacts / "inputs.png"), full_page=True)
 
 
-def test_task_page_attempts_and_escaping(
+async def test_task_page_attempts_and_escaping(
     browser: Any, console_url: str, db_url: str, artefacts: Path
 ) -> None:
     """The task page lists attempts with their statuses; data is escaped, never markup."""
     ids = _seed(db_url)
-    page = browser.new_page()
-    page.goto(f"{console_url}/tasks/{ids['done']}")
-    assert page.locator("#task-state").inner_text() == "processed"
+    page = await browser.new_page()
+    await page.goto(f"{console_url}/tasks/{ids['done']}")
+    assert (await page.locator("#task-state").inner_text()) == "processed"
     attempts = page.locator("tr.attempt")
-    assert attempts.count() == 1
-    text = attempts.first.inner_text()
+    assert (await attempts.count()) == 1
+    text = await attempts.first.inner_text()
     assert "started" in text and "processed" in text and "exit code 0" in text
-    assert "<b>" in page.locator("#task-inputs").inner_text()  # shown as text, not bold
-    assert page.locator("#task-inputs b").count() == 0
-    assert "S2_MAJA_L2A" in page.locator("#products").inner_text()
-    page.screenshot(path=str(artefacts / "task.png"), full_page=True)
+    assert "<b>" in (await page.locator("#task-inputs").inner_text())  # shown as text, not bold
+    assert (await page.locator("#task-inputs b").count()) == 0
+    assert "S2_MAJA_L2A" in (await page.locator("#products").inner_text())
+    await page.screenshot(path=str(artefacts / "task.png"), full_page=True)
 
 
-def test_plan_gantt_renders(browser: Any, console_url: str, db_url: str, artefacts: Path) -> None:
+async def test_plan_gantt_renders(
+    browser: Any, console_url: str, db_url: str, artefacts: Path
+) -> None:
     """The plan page draws the Gantt of the live and recent tasks."""
     _seed(db_url)
-    page = browser.new_page()
-    page.goto(console_url + "/plan")
+    page = await browser.new_page()
+    await page.goto(console_url + "/plan")
     svg = page.locator("#gantt svg")
-    assert svg.count() == 1
-    assert "vm-MAJA-1" in svg.inner_html()
-    assert svg.bounding_box()["width"] > 500
-    page.screenshot(path=str(artefacts / "plan.png"), full_page=True)
+    assert (await svg.count()) == 1
+    assert "vm-MAJA-1" in (await svg.inner_html())
+    assert (await svg.bounding_box())["width"] > 500
+    await page.screenshot(path=str(artefacts / "plan.png"), full_page=True)
 
 
-def test_action_refused_without_token_and_done_with_it(
+async def test_action_refused_without_token_and_done_with_it(
     browser: Any, console_url: str, db_url: str, artefacts: Path
 ) -> None:
     """Cancel without signing in is refused; after signing in with the token it is done and
     recorded with the operator's name."""
     ids = _seed(db_url)
-    page = browser.new_page()
-    page.goto(f"{console_url}/tasks/{ids['pending']}")
-    page.click("#cancel")
-    assert "sign in" in page.locator("#result").inner_text()
-    page.screenshot(path=str(artefacts / "action-refused.png"), full_page=True)
-    page.goto(f"{console_url}/login?next=/tasks/{ids['pending']}")
-    page.fill("input[name=actor]", "alice")
-    page.fill("input[name=token]", "not-the-token")
-    page.click("#sign-in")
-    assert "wrong token" in page.locator("#result").inner_text()
-    page.goto(f"{console_url}/login?next=/tasks/{ids['pending']}")
-    page.fill("input[name=actor]", "alice")
-    page.fill("input[name=token]", TOKEN)
-    page.click("#sign-in")
-    page.wait_for_url(f"**/tasks/{ids['pending']}")
-    page.fill("input[name=reason]", "wrong tile")
-    page.click("#cancel")
-    page.wait_for_selector("#flash")
-    assert page.locator("#task-state").inner_text() == "cancelled"
-    page.screenshot(path=str(artefacts / "action-done.png"), full_page=True)
+    page = await browser.new_page()
+    await page.goto(f"{console_url}/tasks/{ids['pending']}")
+    await page.click("#cancel")
+    assert "sign in" in (await page.locator("#result").inner_text())
+    await page.screenshot(path=str(artefacts / "action-refused.png"), full_page=True)
+    await page.goto(f"{console_url}/login?next=/tasks/{ids['pending']}")
+    await page.fill("input[name=actor]", "alice")
+    await page.fill("input[name=token]", "not-the-token")
+    await page.click("#sign-in")
+    assert "wrong token" in (await page.locator("#result").inner_text())
+    await page.goto(f"{console_url}/login?next=/tasks/{ids['pending']}")
+    await page.fill("input[name=actor]", "alice")
+    await page.fill("input[name=token]", TOKEN)
+    await page.click("#sign-in")
+    await page.wait_for_url(f"**/tasks/{ids['pending']}")
+    await page.fill("input[name=reason]", "wrong tile")
+    await page.click("#cancel")
+    await page.wait_for_selector("#flash")
+    assert (await page.locator("#task-state").inner_text()) == "cancelled"
+    await page.screenshot(path=str(artefacts / "action-done.png"), full_page=True)
     with psycopg.connect(db_url) as c:
         recorded = c.execute("SELECT actor, action, target FROM hrwsi.operator_action").fetchall()
     assert recorded == [("console:alice", "cancel", f"task:{ids['pending']}")]

@@ -21,7 +21,11 @@ TOKEN = "s3cret-token"
 async def _client(db_url: str, token: str | None) -> AsyncIterator[httpx.AsyncClient]:
     app = create_console(db_url, Config(), token=token, cache_s=0)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+    # The transport does not run the lifespan: run it, so the console closes its connections.
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://console") as client,
+    ):
         yield client
 
 
