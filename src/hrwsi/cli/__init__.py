@@ -7,7 +7,21 @@ from pathlib import Path
 import typer
 
 from hrwsi import __version__
-from hrwsi.cli import campaign, common, dashboard, db, demo, harvest, kpi, plan, retry, run, status
+from hrwsi.cli import (
+    actions,
+    campaign,
+    common,
+    dashboard,
+    db,
+    demo,
+    harvest,
+    kpi,
+    plan,
+    retry,
+    run,
+    status,
+    tasks,
+)
 from hrwsi.cli import config as config_command
 
 app = typer.Typer(
@@ -62,6 +76,8 @@ plan.register(app)
 status.register(app)
 run.register(app)
 demo.register(app)
+tasks.register(app)
+actions.register(app)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
-"""``hrwsi dashboard [--port N] [--host H] [--cache-s S]``: serve the read-only web view.
+"""``hrwsi dashboard [--port N] [--host H] [--cache-s S]``: serve the operators' web console
+(read-only unless ``HRWSI_DASHBOARD_TOKEN`` is set: then actions need the token).
 
 Binding beyond loopback (``--host 0.0.0.0``) without ``HRWSI_DASHBOARD_TOKEN`` serves the
-page to anyone who can reach the port: the command warns and serves (it does not refuse).
-With the token set, every request must carry it (``?token=`` or ``Authorization: Bearer``).
+read-only console to anyone who can reach the port: the command warns and serves (it does not
+refuse).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def dashboard(
     """Serve the web view of inputs, tasks, products, failures and latency."""
     import uvicorn
 
-    from hrwsi.web.dashboard import create_app
+    from hrwsi.web.console import create_console
 
     cfg = common.load_config()
     token = cfg.dashboard.token.get_secret_value() if cfg.dashboard.token else None
@@ -44,12 +45,11 @@ def dashboard(
             highlight=False,
         )
     database = common.open_database(cfg)
-    common.console.print(
-        f"dashboard: http://{host}:{port}/" + ("?token=<HRWSI_DASHBOARD_TOKEN>" if token else ""),
-        highlight=False,
-    )
-    app = create_app(database.url, cache_s=cache_s, token=token)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    mode = "actions need the token" if token else "read-only (HRWSI_DASHBOARD_TOKEN unset)"
+    common.console.print(f"dashboard: http://{host}:{port}/ — {mode}", highlight=False)
+    app = create_console(database.url, cfg, token=token, cache_s=cache_s)
+    # Open event streams never end by themselves: give them 2 s at shutdown, then close them.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
 
 
 def _loopback(host: str) -> bool:

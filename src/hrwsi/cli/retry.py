@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import typer
@@ -51,38 +52,7 @@ async def retry_task(
     conn = await connect.connect(db_url, autocommit=True)
     try:
         async with conn, conn.transaction(), conn.cursor() as cur:
-            await cur.execute(
-                queries.get("orchestrator_lock"), {"key": orchestrator.PLANNING_LOCK_KEY}
-            )
-            await cur.execute(queries.get("orchestrator_retry_lock_task"), {"task_id": task_id})
-            row = await cur.fetchone()
-            if row is None:
-                raise errors.TaskNotFound(task_id)
-            _, input_id, has_ended, _, processed, dispatches, live_sibling = row
-            if processed:
-                raise errors.TaskNotRetryable(task_id, "it was processed successfully")
-            if not has_ended:
-                raise errors.TaskNotRetryable(
-                    task_id, "it has not ended (it is waiting, running or being retried)"
-                )
-            if live_sibling is not None:
-                raise errors.TaskNotRetryable(
-                    task_id,
-                    f"its input {input_id} was re-planned into task {live_sibling}, "
-                    "which has not ended",
-                )
-            await cur.execute(
-                queries.get("orchestrator_retry_task"),
-                {
-                    "task_id": task_id,
-                    "requested_by": requested_by,
-                    "reason": reason,
-                    "dispatches": int(dispatches),
-                },
-            )
-            done = await cur.fetchone()
-            assert done is not None
-            return Retried(task_id, input_id, int(dispatches), int(done[0]))
+            return await retry_in(cur, task_id, requested_by=requested_by, reason=reason)
     except psycopg.Error as exc:
         raise errors.DatabaseError(f"retry of task {task_id} failed: {exc}") from exc
 
@@ -110,6 +80,46 @@ async def launchers_seen(db_url: str) -> list[heartbeat.Seen]:
             return await heartbeat.seen(conn, "launcher")
         except psycopg.Error as exc:
             raise errors.DatabaseError(f"cannot read the services' heartbeat: {exc}") from exc
+
+
+async def retry_in(
+    cur: psycopg.AsyncCursor[Any], task_id: int, *, requested_by: str | None, reason: str | None
+) -> Retried:
+    """The retry inside the caller's transaction (the web console records its action in it)."""
+    await cur.execute(queries.get("orchestrator_lock"), {"key": orchestrator.PLANNING_LOCK_KEY})
+    await cur.execute(queries.get("orchestrator_retry_lock_task"), {"task_id": task_id})
+    row = await cur.fetchone()
+    if row is None:
+        raise errors.TaskNotFound(task_id)
+    _, input_id, has_ended, _, processed, dispatches, live_sibling = _values(row)
+    if processed:
+        raise errors.TaskNotRetryable(task_id, "it was processed successfully")
+    if not has_ended:
+        raise errors.TaskNotRetryable(
+            task_id, "it has not ended (it is waiting, running or being retried)"
+        )
+    if live_sibling is not None:
+        raise errors.TaskNotRetryable(
+            task_id,
+            f"its input {input_id} was re-planned into task {live_sibling}, which has not ended",
+        )
+    await cur.execute(
+        queries.get("orchestrator_retry_task"),
+        {
+            "task_id": task_id,
+            "requested_by": requested_by,
+            "reason": reason,
+            "dispatches": int(dispatches),
+        },
+    )
+    done = _values(await cur.fetchone())
+    return Retried(task_id, input_id, int(dispatches), int(done[0]))
+
+
+def _values(row: Any) -> tuple[Any, ...]:
+    """A row as a tuple, whatever the cursor's row factory (tuple or dict)."""
+    assert row is not None
+    return tuple(row.values()) if isinstance(row, dict) else tuple(row)
 
 
 def _user() -> str | None:

@@ -44,6 +44,13 @@ def run(
     log_format: str | None = typer.Option(
         None, "--log-format", help="text (default) or json (one object per line)."
     ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve Prometheus metrics on http://127.0.0.1:PORT/metrics.",
+    ),
 ) -> None:
     """Run the services until SIGINT or SIGTERM, then stop gracefully."""
     services = _parse_only(only)
@@ -53,6 +60,11 @@ def run(
             common.fail("--log-format must be text or json")
         logs.configure(cfg.logging.level, log_format)
     database = common.open_database(cfg)
+    if metrics_port is not None:
+        from hrwsi.web import metrics
+
+        metrics.serve(metrics_port, database.url)
+        common.console.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics")
     common.console.print(f"running: {', '.join(services)} (SIGINT/SIGTERM to stop)")
     common.run(_run(cfg, database.url, services))
     common.console.print("stopped cleanly")

@@ -232,10 +232,20 @@ def render(report: dict[str, Any], console: Console) -> None:
 def status(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object for machines."),
     limit: int = typer.Option(20, "--limit", min=1, help="Rows of running and failure lists."),
+    watch: bool = typer.Option(False, "--watch", help="Redraw until Ctrl-C (a live view)."),
+    every: float = typer.Option(2.0, "--every", min=0.2, help="Seconds between --watch redraws."),
 ) -> None:
     """Show inputs, tasks by state, running dispatches, recent failures and products."""
     cfg = common.load_config()
     database = common.open_database(cfg, quiet=as_json)
+    if watch:
+        from hrwsi.cli import watch as watch_module
+
+        def collect_now() -> dict[str, Any]:
+            return common.run(collect(database.url, limit=limit))
+
+        watch_module.watch(collect_now, render, every, as_json=as_json)
+        return
     report = common.run(collect(database.url, limit=limit))
     if as_json:
         typer.echo(json.dumps(report, sort_keys=True))

@@ -49,7 +49,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from hrwsi.config import Config
@@ -110,7 +110,7 @@ class LauncherService:
     ``store`` the launcher's store (default: PostgreSQL at ``db_url``)."""
 
     name = "launcher"
-    channels = ("processing_task_insertion", "processing_tasks_state_processed")
+    channels = ("processing_task_insertion", "processing_tasks_state_processed", "task_cancelled")
     # This launcher dispatches the successors of the tasks it records at once; the
     # notification matters for tasks other launchers record, and can wait ~0.1 s.
     slow_channels = ("processing_tasks_state_processed",)
@@ -152,6 +152,7 @@ class LauncherService:
             if self._last_follow is None or now - self._last_follow >= self.interval_s:
                 await self._follow_open()
                 self._last_follow = now
+            await self._stop_cancelled()
             await self._dispatch_ready()
             await self._arm_retry_timer()
 
@@ -331,6 +332,31 @@ class LauncherService:
             await self._submit(attempt)
         if lost:
             await self._record_group(lost, role="reconcile")
+
+    # -- cancelled tasks (the console's cancel action) -----------------------------------
+
+    def _canceller(self, key: str) -> Callable[[], Awaitable[None]]:
+        async def stop() -> None:
+            await self.executor.cancel(key)
+
+        return stop
+
+    async def _stop_cancelled(self) -> None:
+        """Stop the open runs of cancelled tasks: each dispatch is locked, the executor asked
+        to cancel the run, and the attempt recorded as an external error "cancelled by
+        <actor>" in that transaction (so an outcome arriving meanwhile waits for the lock and
+        finds the attempt ended). A cancelled task has ended: it is never claimed again."""
+        for run in await self.store.cancelled_runs(100):
+            try:
+                stopped = await self.store.stop_cancelled(run, self._canceller(run.key))
+            except errors.ExecutorError as exc:
+                log.warning("launcher.cancel_failed", extra={"key": run.key, "error": str(exc)})
+                continue
+            if not stopped:
+                continue
+            log.info("launcher.cancelled", extra={"key": run.key, "by": run.cancelled_by})
+            with contextlib.suppress(errors.ExecutorError):
+                await self.executor.forget(run.key)
 
     # -- retry wake-up -------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from hrwsi.db.listener import Backoff, Listener
 from hrwsi.services.base import Service
+from hrwsi.web import metrics as console_metrics
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ class Runner:
 
         def on_notify(channel: str, payload: str) -> None:
             hosted.stats.wakeups += 1
+            console_metrics.metrics.notified(hosted.service.name)
             if channel not in slow:
                 hosted.wake.set()
             elif hosted.slow_wake is None and not hosted.wake.is_set():
@@ -175,6 +177,7 @@ class Runner:
             if self._coalesce_s > 0:
                 await asyncio.sleep(self._coalesce_s)  # let a burst of commits land
             hosted.wake.clear()
+            console_metrics.metrics.acting(service.name)
             started = time.perf_counter()
             await service.reconcile()
             hosted.stats.passes += 1

@@ -15,6 +15,9 @@ LEFT JOIN LATERAL (
     ORDER BY d.id DESC LIMIT 1
 ) AS last ON true
 WHERE pt.has_ended = false
+  -- console: nothing is launched for a paused condition
+  AND NOT EXISTS (SELECT 1 FROM hrwsi.condition_pause AS cp
+                  WHERE cp.processing_condition_name = i.processing_condition_name)
   AND (
       (last.id IS NULL AND (
           pt.preceding_input_id IS NULL
@@ -271,6 +274,9 @@ CROSS JOIN LATERAL (
 ) AS i
 WHERE (SELECT d.id FROM hrwsi.nomad_job_dispatch AS d
        WHERE d.processing_task_fk_id = c.id LIMIT 1) IS NULL
+  -- console: nothing is launched for a paused condition
+  AND NOT EXISTS (SELECT 1 FROM hrwsi.condition_pause AS cp
+                  WHERE cp.processing_condition_name = i.processing_condition_name)
   AND (
       -- v1: some task of the preceding input is processed
       (SELECT prev.id FROM hrwsi.processing_tasks AS prev

@@ -39,7 +39,14 @@ SET jit = off
 
 -- name: orchestrator_backlog_ids
 -- The oldest backlog candidates; a pass then checks them against the tables.
-SELECT input_id FROM hrwsi.orchestrator_backlog ORDER BY input_id LIMIT %(limit)s
+SELECT b.input_id FROM hrwsi.orchestrator_backlog AS b
+-- console: nothing is planned for a paused condition (its inputs stay queued)
+WHERE NOT EXISTS (
+    SELECT 1 FROM hrwsi.condition_pause AS cp
+    JOIN hrwsi.input AS pi ON pi.processing_condition_name = cp.processing_condition_name
+    WHERE pi.id = b.input_id
+)
+ORDER BY b.input_id LIMIT %(limit)s
 
 -- name: orchestrator_pending_inputs
 -- Of the given candidates, unqueue those needing no task or gone; return the others with their routine.
@@ -57,7 +64,13 @@ WITH candidate AS (
             WHERE pt.input_fk_id = i.id AND w.processing_status_id = 2
         )
         OR (SELECT count(*) FROM hrwsi.processing_tasks AS pt WHERE pt.input_fk_id = i.id)
-            >= %(max_tasks_per_input)s AS stale
+            >= %(max_tasks_per_input)s
+        -- console: an input whose task was cancelled is never re-planned automatically
+        OR EXISTS (
+            SELECT 1 FROM hrwsi.processing_tasks AS pt
+            JOIN hrwsi.task_cancel AS tc ON tc.processing_task_id = pt.id
+            WHERE pt.input_fk_id = i.id
+        ) AS stale
     FROM hrwsi.input AS i
     JOIN hrwsi.processing_condition AS c ON c.name = i.processing_condition_name
     WHERE i.id = ANY(%(ids)s::bigint[])

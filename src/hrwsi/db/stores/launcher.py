@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -75,6 +75,16 @@ class OpenDispatch:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelledRun:
+    """The open (no terminal status) latest dispatch of a task an operator cancelled."""
+
+    dispatch_id: int
+    key: str
+    task_id: int
+    cancelled_by: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewProduct:
     """The product a processed task registers."""
 
@@ -112,6 +122,16 @@ class LauncherStore(Protocol):
 
     async def next_retry(self) -> datetime | None:
         """The earliest future retry time of an unfinished task."""
+        ...
+
+    async def cancelled_runs(self, limit: int) -> list[CancelledRun]:
+        """Open dispatches of cancelled tasks: runs to stop."""
+        ...
+
+    async def stop_cancelled(self, run: CancelledRun, stop: Callable[[], Awaitable[None]]) -> bool:
+        """One transaction: lock the dispatch; if it is still open, call ``stop`` (the
+        executor's cancel) and record the attempt as an external error "cancelled by
+        <actor>". False when it had ended meanwhile. An exception from ``stop`` rolls back."""
         ...
 
     async def acknowledge(self, keys: Sequence[str]) -> None:
@@ -235,6 +255,38 @@ class PostgresLauncherStore:
                 return {r["dispatch_id"] for r in await cur.fetchall() if r["has_terminal"]}
         except psycopg.Error as exc:
             raise await self._fail("reconcile", "follow", exc) from exc
+
+    async def cancelled_runs(self, limit: int) -> list[CancelledRun]:
+        conn = await self._holders["reconcile"].get()
+        try:
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(queries.get("console_launcher_cancelled_open"), {"limit": limit})
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise await self._fail("reconcile", "cancel", exc) from exc
+        return [
+            CancelledRun(r["dispatch_id"], r["key"], r["task_id"], r["cancelled_by"]) for r in rows
+        ]
+
+    async def stop_cancelled(self, run: CancelledRun, stop: Callable[[], Awaitable[None]]) -> bool:
+        conn = await self._holders["reconcile"].get()
+        try:
+            async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(
+                    queries.get("console_launcher_lock_cancelled"),
+                    {"dispatch_id": run.dispatch_id},
+                )
+                locked = await cur.fetchone()
+                if locked is None or not locked["open"]:
+                    return False
+                await stop()
+                await cur.execute(
+                    queries.get("console_launcher_record_cancelled"),
+                    {"dispatch_id": run.dispatch_id, "message": f"cancelled by {run.cancelled_by}"},
+                )
+                return True
+        except psycopg.Error as exc:
+            raise await self._fail("reconcile", "cancel", exc) from exc
 
     async def acknowledge(self, keys: Sequence[str]) -> None:
         conn = await self._holders["reconcile"].get()
@@ -428,6 +480,7 @@ class FakeLauncherStore:
         self.dispatches: dict[int, _Dispatch] = {}
         self.products: dict[str, NewProduct] = {}
         self.calls: list[str] = []
+        self.cancelled: dict[int, str] = {}  # task id -> who cancelled it
 
     def add_task(
         self,
@@ -535,6 +588,32 @@ class FakeLauncherStore:
     async def ended_dispatches(self, dispatch_ids: Sequence[int]) -> set[int]:
         self.calls.append("ended_dispatches")
         return {i for i in dispatch_ids if i in self.dispatches and self.dispatches[i].terminal}
+
+    def cancel_task(self, task_id: int, actor: str) -> None:
+        """What the console's cancel does to the tables: the task ends, marked cancelled."""
+        self.cancelled[task_id] = actor
+        self.tasks[task_id].has_ended = True
+
+    async def cancelled_runs(self, limit: int) -> list[CancelledRun]:
+        self.calls.append("cancelled_runs")
+        runs: list[CancelledRun] = []
+        for task_id, actor in sorted(self.cancelled.items()):
+            of_task = self._of_task(task_id)
+            if of_task and of_task[-1].terminal is None:
+                d = of_task[-1]
+                runs.append(CancelledRun(d.id, d.key, task_id, actor))
+        return runs[:limit]
+
+    async def stop_cancelled(self, run: CancelledRun, stop: Callable[[], Awaitable[None]]) -> bool:
+        self.calls.append("stop_cancelled")
+        d = self.dispatches.get(run.dispatch_id)
+        if d is None or d.terminal is not None:
+            return False
+        await stop()
+        d.statuses.append(
+            (ProcessingStatus.EXTERNAL_ERROR, self._clock(), f"cancelled by {run.cancelled_by}")
+        )
+        return True
 
     async def acknowledge(self, keys: Sequence[str]) -> None:
         self.calls.append("acknowledge")
