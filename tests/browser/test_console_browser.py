@@ -31,12 +31,21 @@ def _seed(db_url: str, extra_inputs: int = 45) -> dict[str, int]:
                 " input_path) VALUES ('MAJA_PC', now(), '31TCH', 20260304, %s) RETURNING id",
                 (f"/eodata/chain-{n}<b>.SAFE",),
             ).fetchone()
+            c.execute(
+                "INSERT INTO hrwsi.input_meta (input_id, product_name) VALUES (%s, %s)",
+                (input_id, f"chain-{n}<b>.SAFE"),
+            )
             (task_id,) = c.execute(
                 "INSERT INTO hrwsi.processing_tasks (input_fk_id, virtual_machine_id,"
-                " creation_date, preceding_input_id, planned_start_min, planned_end_min)"
-                " VALUES (%s, %s, now(), %s, %s, %s) RETURNING id",
-                (input_id, vm, previous, 5 * n, 5 * n + 5),
+                " creation_date, preceding_input_id)"
+                " VALUES (%s, %s, now() AT TIME ZONE 'UTC', %s) RETURNING id",
+                (input_id, vm, previous),
             ).fetchone()
+            c.execute(
+                "INSERT INTO hrwsi.task_state (processing_task_id, planned_start_min,"
+                " planned_end_min) VALUES (%s, %s, %s)",
+                (task_id, 5 * n, 5 * n + 5),
+            )
             ids[name] = task_id
             ids[f"{name}_input"] = input_id
             previous = input_id

@@ -2,8 +2,10 @@
 :func:`hrwsi.domain.gantt.render_svg` draws the same picture as ``hrwsi plan --gantt``.
 
 Pure: rows in, ``(Plan, Instance)`` out. Each task's planned minutes count from the pass that
-wrote it (its ``created_at``); here they are placed on one axis whose minute 0 is the earliest
-planned start among the rows, so tasks planned by different passes line up in time.
+wrote it (its ``created_at``, from ``hrwsi.task_state``); here they are placed on one axis whose
+minute 0 is the earliest planned start among the rows, so tasks planned by different passes line
+up in time. A row with no time at all (a v1 task without its side row nor a creation date)
+cannot be placed and is left out.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def build(
     known = dict(routines)
     placed: list[tuple[Mapping[str, Any], datetime, datetime]] = []
     for row in rows:
+        if row["created_at"] is None:
+            continue
         flavour = str(row["flavour"])
         if flavour not in known:
             known[flavour] = planning.Routine(flavour, 1, 1, 1, 1)

@@ -58,26 +58,34 @@ ORDER BY c.name
 
 -- name: console_rates
 -- Events over the last hour and the last day: inputs, tasks planned, attempts, processed, errors.
+-- Our times are zoned (input_meta.inserted_at, task_state.created_at); the v1 ones
+-- (dispatch_date, processing_status_workflow.date) are zone-less UTC, so the bound is turned
+-- to UTC, never the column (each filter reads its BRIN index, see 0121).
 SELECT
-    (SELECT count(*) FROM hrwsi.input WHERE inserted_at >= now() - interval '1 hour') AS inputs_1h,
-    (SELECT count(*) FROM hrwsi.input WHERE inserted_at >= now() - interval '1 day') AS inputs_1d,
-    (SELECT count(*) FROM hrwsi.processing_tasks
+    (SELECT count(*) FROM hrwsi.input_meta
+     WHERE inserted_at >= now() - interval '1 hour') AS inputs_1h,
+    (SELECT count(*) FROM hrwsi.input_meta
+     WHERE inserted_at >= now() - interval '1 day') AS inputs_1d,
+    (SELECT count(*) FROM hrwsi.task_state
      WHERE created_at >= now() - interval '1 hour') AS tasks_1h,
-    (SELECT count(*) FROM hrwsi.processing_tasks
+    (SELECT count(*) FROM hrwsi.task_state
      WHERE created_at >= now() - interval '1 day') AS tasks_1d,
     (SELECT count(*) FROM hrwsi.nomad_job_dispatch
-     WHERE created_at >= now() - interval '1 hour') AS attempts_1h,
+     WHERE dispatch_date >= (now() - interval '1 hour') AT TIME ZONE 'UTC') AS attempts_1h,
     (SELECT count(*) FROM hrwsi.nomad_job_dispatch
-     WHERE created_at >= now() - interval '1 day') AS attempts_1d,
+     WHERE dispatch_date >= (now() - interval '1 day') AT TIME ZONE 'UTC') AS attempts_1d,
     (SELECT count(*) FROM hrwsi.processing_status_workflow
-     WHERE processing_status_id = 2 AND created_at >= now() - interval '1 hour') AS processed_1h,
+     WHERE processing_status_id = 2
+       AND date >= (now() - interval '1 hour') AT TIME ZONE 'UTC') AS processed_1h,
     (SELECT count(*) FROM hrwsi.processing_status_workflow
-     WHERE processing_status_id = 2 AND created_at >= now() - interval '1 day') AS processed_1d,
+     WHERE processing_status_id = 2
+       AND date >= (now() - interval '1 day') AT TIME ZONE 'UTC') AS processed_1d,
     (SELECT count(*) FROM hrwsi.processing_status_workflow
-     WHERE processing_status_id IN (3, 4) AND created_at >= now() - interval '1 hour')
-        AS errors_1h,
+     WHERE processing_status_id IN (3, 4)
+       AND date >= (now() - interval '1 hour') AT TIME ZONE 'UTC') AS errors_1h,
     (SELECT count(*) FROM hrwsi.processing_status_workflow
-     WHERE processing_status_id IN (3, 4) AND created_at >= now() - interval '1 day') AS errors_1d
+     WHERE processing_status_id IN (3, 4)
+       AND date >= (now() - interval '1 day') AT TIME ZONE 'UTC') AS errors_1d
 
 -- name: console_vms_in_use
 -- VMs holding a live task, per flavour.
@@ -109,10 +117,9 @@ SELECT code FROM hrwsi.product_type ORDER BY code
 -- each one's latest task ('new' without a task). At most %(scan)s candidate rows are read: a page
 -- may hold fewer than %(limit)s rows, and console_inputs_window_end says where to go on.
 SELECT w.id, w.processing_condition_name, w.tile, w.measurement_day, w.date, w.input_path,
-       w.inserted_at, t.id AS task_id, coalesce(t.state, 'new') AS state
+       m.inserted_at, t.id AS task_id, coalesce(t.state, 'new') AS state
 FROM (
-    SELECT i.id, i.processing_condition_name, i.tile, i.measurement_day, i.date, i.input_path,
-           i.inserted_at
+    SELECT i.id, i.processing_condition_name, i.tile, i.measurement_day, i.date, i.input_path
     FROM hrwsi.input AS i
     WHERE (%(before)s::bigint IS NULL OR i.id < %(before)s::bigint)
       AND (%(condition)s::text IS NULL OR i.processing_condition_name = %(condition)s::text)
@@ -122,6 +129,7 @@ FROM (
     ORDER BY i.id DESC
     LIMIT %(scan)s
 ) AS w
+LEFT JOIN hrwsi.input_meta AS m ON m.input_id = w.id
 LEFT JOIN LATERAL (
     SELECT pt.id, hrwsi.task_state_of(pt.id, pt.has_ended) AS state
     FROM hrwsi.processing_tasks AS pt
@@ -150,8 +158,9 @@ FROM (
 -- name: console_inputs_offset_page
 -- Benchmarks only: the same page by OFFSET (the baseline keyset pagination is measured against).
 SELECT i.id, i.processing_condition_name, i.tile, i.measurement_day, i.date, i.input_path,
-       i.inserted_at, t.id AS task_id, coalesce(t.state, 'new') AS state
+       m.inserted_at, t.id AS task_id, coalesce(t.state, 'new') AS state
 FROM hrwsi.input AS i
+LEFT JOIN hrwsi.input_meta AS m ON m.input_id = i.id
 LEFT JOIN LATERAL (
     SELECT pt.id, hrwsi.task_state_of(pt.id, pt.has_ended) AS state
     FROM hrwsi.processing_tasks AS pt
@@ -170,13 +179,13 @@ LIMIT %(limit)s
 -- name: console_tasks_page
 -- A page of tasks newest first (id < before), filtered by state, condition and tile, reading at
 -- most %(scan)s candidate tasks (see console_inputs_page).
-SELECT w.id, w.processing_condition_name, w.tile, w.input_id, w.vm_name, w.created_at,
+SELECT w.id, w.processing_condition_name, w.tile, w.input_id, w.vm_name, ts.created_at,
        s.state,
        (SELECT count(*) FROM hrwsi.nomad_job_dispatch AS d
         WHERE d.processing_task_fk_id = w.id) AS attempts
 FROM (
     SELECT pt.id, pt.has_ended, i.processing_condition_name, i.tile, i.id AS input_id,
-           vm.name AS vm_name, pt.created_at
+           vm.name AS vm_name
     FROM hrwsi.processing_tasks AS pt
     JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
     JOIN hrwsi.virtual_machine AS vm ON vm.id = pt.virtual_machine_id
@@ -186,39 +195,46 @@ FROM (
     ORDER BY pt.id DESC
     LIMIT %(scan)s
 ) AS w
+LEFT JOIN hrwsi.task_state AS ts ON ts.processing_task_id = w.id
 CROSS JOIN LATERAL (SELECT hrwsi.task_state_of(w.id, w.has_ended) AS state) AS s
 WHERE %(state)s::text IS NULL OR s.state = %(state)s::text
 ORDER BY w.id DESC
 LIMIT %(limit)s
 
 -- name: console_task
--- One task with its input, VM, state and cancellation, or nothing.
-SELECT pt.id, pt.has_ended, pt.created_at, pt.creation_date, pt.preceding_input_id,
-       pt.planned_start_min, pt.planned_end_min, pt.extra_attempts, pt.next_attempt_at,
+-- One task with its input, VM, state and cancellation, or nothing. The side rows may be missing
+-- (a task or input written by a v1 tool): no plan, no extra attempt, no retry waiting.
+SELECT pt.id, pt.has_ended, ts.created_at, pt.creation_date, pt.preceding_input_id,
+       ts.planned_start_min, ts.planned_end_min, coalesce(ts.extra_attempts, 0) AS extra_attempts,
+       ts.next_attempt_at,
        hrwsi.task_state_of(pt.id, pt.has_ended) AS state,
        i.id AS input_id, i.processing_condition_name, i.tile, i.measurement_day, i.date,
-       i.input_path, i.product_name, i.inserted_at,
+       i.input_path, m.product_name, m.inserted_at,
        vm.id AS vm_id, vm.name AS vm_name, vm.flavour,
        c.cancelled_at, c.cancelled_by, c.reason AS cancel_reason
 FROM hrwsi.processing_tasks AS pt
 JOIN hrwsi.input AS i ON i.id = pt.input_fk_id
 JOIN hrwsi.virtual_machine AS vm ON vm.id = pt.virtual_machine_id
+LEFT JOIN hrwsi.task_state AS ts ON ts.processing_task_id = pt.id
+LEFT JOIN hrwsi.input_meta AS m ON m.input_id = i.id
 LEFT JOIN hrwsi.task_cancel AS c ON c.processing_task_id = pt.id
 WHERE pt.id = %(task_id)s
 
 -- name: console_task_chain
 -- The tasks of a VM in chain order (id order), with their input and state.
-SELECT pt.id, pt.input_fk_id, pt.preceding_input_id, pt.planned_start_min, pt.planned_end_min,
+SELECT pt.id, pt.input_fk_id, pt.preceding_input_id, ts.planned_start_min, ts.planned_end_min,
        hrwsi.task_state_of(pt.id, pt.has_ended) AS state
 FROM hrwsi.processing_tasks AS pt
+LEFT JOIN hrwsi.task_state AS ts ON ts.processing_task_id = pt.id
 WHERE pt.virtual_machine_id = %(vm_id)s
 ORDER BY pt.id
 LIMIT %(limit)s
 
 -- name: console_task_attempts
--- Every attempt of a task with every status row, oldest first.
+-- Every attempt of a task with every status row, oldest first (dispatched_at: dispatch_date,
+-- which hrwsi writes in UTC, as a zoned time).
 SELECT d.id AS dispatch_id, d.nomad_job_dispatch AS key, d.dispatch_date, d.log_path,
-       d.created_at AS dispatched_at,
+       d.dispatch_date AT TIME ZONE 'UTC' AS dispatched_at,
        w.id AS status_row_id, s.name AS status, w.date AS status_date, w.message
 FROM hrwsi.nomad_job_dispatch AS d
 LEFT JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
@@ -271,13 +287,22 @@ FROM (
 
 -- name: console_plan_tasks
 -- Live tasks and tasks created since a time (at most %(limit)s, newest first), with their VM,
--- routine, planned minutes and state: the Gantt of the plan.
-SELECT pt.id, pt.created_at, pt.planned_start_min, pt.planned_end_min,
+-- routine, planned minutes and state: the Gantt of the plan. created_at is the pass that wrote
+-- the plan (task_state); a task without it counts from its v1 creation_date (UTC). Two
+-- branches, each on its index (live tasks; task_state by created_at), not one OR across tables.
+SELECT pt.id, coalesce(ts.created_at, pt.creation_date AT TIME ZONE 'UTC') AS created_at,
+       ts.planned_start_min, ts.planned_end_min,
        vm.id AS vm_id, vm.name AS vm_name, vm.flavour,
        hrwsi.task_state_of(pt.id, pt.has_ended) AS state
-FROM hrwsi.processing_tasks AS pt
+FROM (
+    SELECT live.id FROM hrwsi.processing_tasks AS live WHERE live.has_ended = false
+    UNION
+    SELECT recent.processing_task_id FROM hrwsi.task_state AS recent
+    WHERE recent.created_at >= %(since)s
+) AS shown
+JOIN hrwsi.processing_tasks AS pt ON pt.id = shown.id
 JOIN hrwsi.virtual_machine AS vm ON vm.id = pt.virtual_machine_id
-WHERE pt.has_ended = false OR pt.created_at >= %(since)s
+LEFT JOIN hrwsi.task_state AS ts ON ts.processing_task_id = pt.id
 ORDER BY pt.id DESC
 LIMIT %(limit)s
 
@@ -306,7 +331,8 @@ WHERE pt.id = %(task_id)s
 FOR UPDATE OF pt
 
 -- name: console_cancel_task
--- Cancel a locked live task: mark it cancelled, end it, wake the launchers (task_cancelled).
+-- Cancel a locked live task: mark it cancelled, end it, drop any retry it waited for, wake the
+-- launchers (task_cancelled).
 WITH marked AS (
     INSERT INTO hrwsi.task_cancel (processing_task_id, cancelled_by, reason)
     VALUES (%(task_id)s, %(actor)s, %(reason)s)
@@ -315,9 +341,13 @@ WITH marked AS (
             reason = EXCLUDED.reason
     RETURNING processing_task_id, cancelled_at
 ), ended AS (
-    UPDATE hrwsi.processing_tasks SET has_ended = true, next_attempt_at = NULL
+    UPDATE hrwsi.processing_tasks SET has_ended = true
     WHERE id = (SELECT processing_task_id FROM marked)
     RETURNING id
+), unscheduled AS (
+    UPDATE hrwsi.task_state SET next_attempt_at = NULL
+    WHERE processing_task_id = (SELECT processing_task_id FROM marked)
+      AND next_attempt_at IS NOT NULL
 )
 SELECT m.cancelled_at, pg_notify('task_cancelled', m.processing_task_id::text)
 FROM marked AS m, ended
