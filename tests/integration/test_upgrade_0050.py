@@ -127,7 +127,6 @@ def _expected_facts(before: Rows) -> Rows:
                     "next_attempt_at",
                 )
             },
-            "cancelled_at": None,
         }
         for r in before["processing_tasks"]
     ]  # fmt: skip

@@ -15,7 +15,7 @@ transaction as the state change):
   plans them at the campaign's priority); ``released_at`` is set.
 * ``suspend`` — no new launch for the campaign's tasks; running work finishes.
 * ``resume`` — launches resume.
-* ``cancel`` — the campaign's open tasks end (``task_state.cancelled_at``); ended ones stay.
+* ``cancel`` — the campaign's open tasks end as cancelled (``hrwsi.task_cancel``); ended ones stay.
 * ``complete`` — set by the system when nothing is left (every input done or failed).
 
 ``done`` and ``cancelled`` are final. Any other move is refused with a message that says
