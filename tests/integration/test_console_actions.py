@@ -204,3 +204,28 @@ async def _has_two(conn: psycopg.AsyncConnection, task: int, fake: FakeExecutor)
     for key in list(fake.attempts):
         fake.advance(key)
     return len(await dispatch_keys(conn, task)) >= 2
+
+
+async def test_cancel_drops_a_waiting_retry_and_counts_as_cancelled_not_failed(
+    db_url: str, conn: psycopg.AsyncConnection
+) -> None:
+    """A task waiting for its retry, cancelled: its task_state.next_attempt_at goes, and the
+    status counts (hrwsi status), the failed-for-good lists (status and dashboard) and the
+    failed-input count see it as cancelled, not failed; another ended task still fails."""
+    cancelled, failed = await add_chain(conn, 2)
+    await conn.execute(
+        "INSERT INTO hrwsi.task_state (processing_task_id, next_attempt_at)"
+        " VALUES (%s, now() + interval '1 hour')",
+        (cancelled,),
+    )
+    await store.cancel(db_url, cancelled, actor="t", reason="bad input")
+    await conn.execute("UPDATE hrwsi.processing_tasks SET has_ended = true WHERE id = %s", (failed,))
+    assert await rows(
+        conn, "SELECT next_attempt_at FROM hrwsi.task_state WHERE processing_task_id = %s", cancelled
+    ) == [(None,)]
+    by_state = dict(await rows(conn, queries.get("launcher_status_tasks")))
+    assert by_state == {"cancelled": 1, "failed": 1}
+    for name in ("status_failed_for_good", "metrics_failed_for_good"):
+        cur = await conn.execute(queries.get(name), {"limit": 10})
+        assert [r[0] for r in await cur.fetchall()] == [failed], name
+    assert await rows(conn, queries.get("status_failed_inputs")) == [(1,)]

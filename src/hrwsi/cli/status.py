@@ -1,24 +1,27 @@
 """``hrwsi status [--json]``: what is where — inputs, tasks by state, running work, failures.
 
-Task states (each task is in exactly one):
+Task states (each task is in exactly one; the SQL function ``hrwsi.task_state_of`` is the one
+definition the console, ``hrwsi tasks`` and this command share):
 
 * ``pending``: not ended, never dispatched (waiting for its turn on its VM);
 * ``running``: its latest dispatch has no terminal status (submitted or started);
 * ``waiting_retry``: not ended, its latest attempt failed, the launcher will try again;
 * ``processed``: some attempt processed it;
-* ``failed``: ended without being processed (failed for good; ``hrwsi retry`` reopens it).
+* ``failed``: ended without being processed (failed for good; ``hrwsi retry`` reopens it);
+* ``cancelled``: ended by an operator (``hrwsi cancel``); never retried nor re-planned
+  automatically (``hrwsi retry`` reopens it).
 
 ``failed_inputs`` counts inputs rather than tasks: an input whose every task ended
-unprocessed (re-planned twice: one failed input, three failed tasks).
+unprocessed (re-planned twice: one failed input, three failed tasks) and none cancelled.
 
 Failures are told apart by what became of their task: ``failed_for_good`` lists tasks that
-ended unprocessed (their last failure, attempts, log path); ``recent_failures`` lists failed
-attempts, each with its ``outcome`` — ``retried_ok`` (a later attempt processed the task),
-``retrying`` or ``failed_for_good``. The tables show the last lines of each failure's log
+ended unprocessed and not cancelled (their last failure, attempts, log path);
+``recent_failures`` lists failed attempts, each with its ``outcome`` — ``retried_ok`` (a later
+attempt processed the task), ``retrying``, ``cancelled`` or ``failed_for_good``. The tables show the last lines of each failure's log
 when it is a readable local file.
 
 ``--json`` prints one object with the stable keys ``inputs`` ({condition: count}), ``tasks``
-({state: count}, all five states always present), ``failed_inputs`` (count), ``running``,
+({state: count}, all six states always present), ``failed_inputs`` (count), ``running``,
 ``failed_for_good`` and ``recent_failures`` (lists of objects, newest first) and ``products``
 ({product type code: count}). Times are ISO 8601 with their offset (v1 timestamps are UTC);
 tables print them to the second.
@@ -38,7 +41,7 @@ from rich.table import Table
 from hrwsi.cli import common
 from hrwsi.db import connect, queries
 
-TASK_STATES = ("pending", "running", "waiting_retry", "processed", "failed")
+TASK_STATES = ("pending", "running", "waiting_retry", "processed", "failed", "cancelled")
 
 
 TAIL_LINES = 3
@@ -213,7 +216,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         )
     console.print(for_good if report["failed_for_good"] else "no task failed for good")
 
-    retried = [f for f in report["recent_failures"] if f["outcome"] != "failed_for_good"]
+    retried = [f for f in report["recent_failures"] if f["outcome"] in ("retried_ok", "retrying")]
     attempts = Table(title="Failed attempts of tasks retried", title_justify="left")
     for column in ("task", "dispatch", "status", "at", "then", "why"):
         attempts.add_column(column)

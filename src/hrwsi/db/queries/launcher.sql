@@ -117,29 +117,11 @@ SELECT processing_condition_name, count(*) FROM hrwsi.input
 GROUP BY processing_condition_name ORDER BY processing_condition_name
 
 -- name: launcher_status_tasks
--- Tasks per state: pending, running, waiting_retry, processed, failed (for good) (hrwsi status).
-SELECT state, count(*) FROM (
-    SELECT CASE
-        WHEN EXISTS (
-            SELECT 1 FROM hrwsi.nomad_job_dispatch AS d
-            JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
-            WHERE d.processing_task_fk_id = pt.id AND w.processing_status_id = 2
-        ) THEN 'processed'
-        WHEN pt.has_ended IS TRUE THEN 'failed'
-        WHEN last.id IS NULL THEN 'pending'
-        WHEN EXISTS (
-            SELECT 1 FROM hrwsi.processing_status_workflow AS w
-            WHERE w.nomad_job_dispatch_fk_id = last.id AND w.processing_status_id IN (3, 4)
-        ) THEN 'waiting_retry'
-        ELSE 'running'
-    END AS state
-    FROM hrwsi.processing_tasks AS pt
-    LEFT JOIN LATERAL (
-        SELECT d.id FROM hrwsi.nomad_job_dispatch AS d
-        WHERE d.processing_task_fk_id = pt.id ORDER BY d.id DESC LIMIT 1
-    ) AS last ON true
-) AS s
-GROUP BY state
+-- Tasks per state: pending, running, waiting_retry, processed, failed (for good), cancelled
+-- (hrwsi status), by the console's one definition of a task's state (hrwsi.task_state_of).
+SELECT hrwsi.task_state_of(pt.id, pt.has_ended) AS state, count(*)
+FROM hrwsi.processing_tasks AS pt
+GROUP BY 1
 
 -- name: launcher_status_running
 -- Dispatches of unfinished tasks without a terminal status, newest first (hrwsi status).

@@ -74,7 +74,8 @@ GROUP BY t.code
 ORDER BY t.code
 
 -- name: metrics_failed_for_good
--- The latest tasks that ended without a processed status, newest first, with their last message.
+-- The latest tasks that ended without a processed status and were not cancelled, newest first,
+-- with their last message.
 SELECT pt.id, i.processing_condition_name, i.input_path,
        (SELECT w.message
         FROM hrwsi.nomad_job_dispatch AS d
@@ -87,6 +88,7 @@ WHERE pt.has_ended AND NOT EXISTS (
     SELECT 1 FROM hrwsi.nomad_job_dispatch AS d
     JOIN hrwsi.processing_status_workflow AS w ON w.nomad_job_dispatch_fk_id = d.id
     WHERE d.processing_task_fk_id = pt.id AND w.processing_status_id = 2)
+  AND NOT EXISTS (SELECT 1 FROM hrwsi.task_cancel AS c WHERE c.processing_task_id = pt.id)
 ORDER BY pt.id DESC
 LIMIT %(limit)s
 
