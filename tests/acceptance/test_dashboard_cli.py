@@ -78,8 +78,9 @@ def test_a_negative_cache_s_is_refused(db_url: str) -> None:
 
 
 async def test_binding_beyond_loopback_without_a_token_warns(db_url: str) -> None:
-    """--host 0.0.0.0 without HRWSI_DASHBOARD_TOKEN prints a warning naming the variable
-    (and still serves); with the token set there is no warning and the URL asks for it."""
+    """--host 0.0.0.0 without HRWSI_DASHBOARD_TOKEN prints a warning naming the variable and
+    still serves (the read-only console); with the token set there is no warning, the start line
+    says actions need the token (never printing it), and it serves too."""
     for token in (None, "t0ken"):
         env = _env(db_url)
         if token:
@@ -98,12 +99,24 @@ async def test_binding_beyond_loopback_without_a_token_warns(db_url: str) -> Non
                 line = await asyncio.wait_for(proc.stderr.readline(), 30)
                 assert line, seen.decode()
                 seen += line
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        health = await c.get("/healthz")
+                        break
+                    except httpx.TransportError:
+                        assert proc.returncode is None, "the dashboard exited"
+                        assert time.monotonic() < deadline, "the dashboard did not serve"
+                        await asyncio.sleep(0.1)
+            assert health.status_code == 200
         finally:
             proc.terminate()
             await asyncio.wait_for(proc.communicate(), 30)
-        text = "".join(seen.decode().split())
+        text = " ".join(seen.decode().split())
         if token is None:
             assert "warning:" in text and "HRWSI_DASHBOARD_TOKEN" in text
+            assert "read-only" in text
         else:
-            assert "warning:" not in text and "?token=" in text
+            assert "warning:" not in text and "actions need the token" in text
             assert token not in text
