@@ -18,6 +18,7 @@ from launcher_support import add_chain, config, drive, has_ended
 from hrwsi.executors.base import RunState
 from hrwsi.executors.fake import FakeExecutor
 from hrwsi.services.launcher import LauncherService
+from hrwsi.web import store
 
 
 def _status(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +35,8 @@ def _status(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_status_reports_every_state(db_url: str, conn: psycopg.AsyncConnection) -> None:
-    """Tasks processed, failed for good, waiting for retry, running and pending are all counted."""
+    """Tasks processed, failed for good, cancelled, waiting for retry, running and pending are
+    all counted, a cancelled one as cancelled (not failed for good)."""
     ok, failed = await add_chain(conn, 2, vm_name="vm-a")
     (running,) = await add_chain(conn, 1, vm_name="vm-b", first=10)
     first, pending = await add_chain(conn, 2, vm_name="vm-c", first=20)
@@ -65,6 +67,8 @@ async def test_status_reports_every_state(db_url: str, conn: psycopg.AsyncConnec
     await conn.execute(
         "UPDATE hrwsi.processing_tasks SET has_ended = false WHERE id = %s", (pending,)
     )
+    (cancelled,) = await add_chain(conn, 1, vm_name="vm-d", first=30)
+    await store.cancel(db_url, cancelled, actor="t")
 
     done = _status(db_url, "--json")
     assert done.returncode == 0, done.stderr
@@ -75,8 +79,10 @@ async def test_status_reports_every_state(db_url: str, conn: psycopg.AsyncConnec
         "waiting_retry": 1,
         "processed": 1,
         "failed": 1,
+        "cancelled": 1,
     }
-    assert report["inputs"] == {"MAJA_PC": 5}
+    assert [f["task_id"] for f in report["failed_for_good"]] == [failed]
+    assert report["inputs"] == {"MAJA_PC": 6}
     assert report["products"]["S2_MAJA_L2A"] == 1
     assert [r["task_id"] for r in report["running"]] == [running]
     assert {f["message"] for f in report["recent_failures"]} == {"exit code 9"}

@@ -219,10 +219,10 @@ async def test_cancel_drops_a_waiting_retry_and_counts_as_cancelled_not_failed(
         (cancelled,),
     )
     await store.cancel(db_url, cancelled, actor="t", reason="bad input")
-    await conn.execute("UPDATE hrwsi.processing_tasks SET has_ended = true WHERE id = %s", (failed,))
-    assert await rows(
-        conn, "SELECT next_attempt_at FROM hrwsi.task_state WHERE processing_task_id = %s", cancelled
-    ) == [(None,)]
+    ended = "UPDATE hrwsi.processing_tasks SET has_ended = true WHERE id = %s"
+    await conn.execute(ended, (failed,))
+    waiting = "SELECT next_attempt_at FROM hrwsi.task_state WHERE processing_task_id = %s"
+    assert await rows(conn, waiting, cancelled) == [(None,)]
     by_state = dict(await rows(conn, queries.get("launcher_status_tasks")))
     assert by_state == {"cancelled": 1, "failed": 1}
     for name in ("status_failed_for_good", "metrics_failed_for_good"):

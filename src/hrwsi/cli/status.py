@@ -17,8 +17,8 @@ unprocessed (re-planned twice: one failed input, three failed tasks) and none ca
 Failures are told apart by what became of their task: ``failed_for_good`` lists tasks that
 ended unprocessed and not cancelled (their last failure, attempts, log path);
 ``recent_failures`` lists failed attempts, each with its ``outcome`` — ``retried_ok`` (a later
-attempt processed the task), ``retrying``, ``cancelled`` or ``failed_for_good``. The tables show the last lines of each failure's log
-when it is a readable local file.
+attempt processed the task), ``retrying``, ``cancelled`` or ``failed_for_good``. The tables show
+the last lines of each failure's log when it is a readable local file.
 
 ``--json`` prints one object with the stable keys ``inputs`` ({condition: count}), ``tasks``
 ({state: count}, all six states always present), ``failed_inputs`` (count), ``running``,
