@@ -40,8 +40,8 @@ def dashboard(
     token = cfg.dashboard.token.get_secret_value() if cfg.dashboard.token else None
     if token is None and not _loopback(host):
         common.console.print(
-            f"[bold yellow]warning:[/] --host {host} serves the dashboard beyond this machine"
-            " to anyone who can reach it; set HRWSI_DASHBOARD_TOKEN to require a token",
+            f"[bold yellow]warning:[/] --host {host} serves the console's pages beyond this"
+            " machine to anyone who can reach it (read-only: HRWSI_DASHBOARD_TOKEN is unset)",
             highlight=False,
         )
     database = common.open_database(cfg)
