@@ -45,8 +45,8 @@ recorded once (repeats are ignored) together with, on success, exactly one ``pro
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
+import json
 import logging
 import random
 import time
