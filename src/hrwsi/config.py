@@ -211,6 +211,8 @@ class RoutineConfig(_Section):
     input_type: str
     product_data_type: str
     product_type_code: str
+    # The cloud flavour HR-WSI runs the routine on (informative; the planner uses the sizes).
+    flavour: str = ""
     command: tuple[str, ...] = Field(
         default=(),
         description="local executor: argv; '{python}' is replaced by the running interpreter",
@@ -350,6 +352,17 @@ def _default_conditions() -> tuple[ProcessingConditionConfig, ...]:
     )
 
 
+# The triggering rules' models live in their own module, which builds on the routine and
+# condition models above (imported here, once those exist, to break the cycle).
+from hrwsi.rules_config import (  # noqa: E402
+    ProductTypeConfig,
+    RuleConfig,
+    RulesConfig,
+    TrackTableConfig,
+    default_tracks,
+)
+
+
 class Config(_Section):
     """The whole configuration, shared by every service."""
 
@@ -365,6 +378,16 @@ class Config(_Section):
     retry: RetryConfig = RetryConfig()
     dashboard: DashboardConfig = DashboardConfig()
     logging: LoggingConfig = LoggingConfig()
+    # Product types to seed beyond those the routines make (code, description, level).
+    product_types: tuple[ProductTypeConfig, ...] = ()
+    # One triggering rule per processing condition (``[[rules]]``, the shape of the chain
+    # file); a condition without one is ``single``: one input, one task (v1).
+    rules: tuple[RuleConfig, ...] = ()
+    track_tables: dict[Name, TrackTableConfig] = Field(default_factory=default_tracks)
+
+    @property
+    def rules_config(self) -> RulesConfig:
+        return RulesConfig(rules=self.rules, track_tables=self.track_tables)
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -448,6 +471,44 @@ def reference_problems(cfg: Config) -> list[tuple[str, str]]:
             problems.append(
                 (f"scheduling.workers.{i}.flavour", f"unknown routine {worker.flavour!r}")
             )
+    problems += _rule_problems(cfg, conditions)
+    return problems
+
+
+def _rule_problems(cfg: Config, conditions: set[str]) -> list[tuple[str, str]]:
+    """Rules naming unknown conditions or track tables, two rules for one condition."""
+    problems: list[tuple[str, str]] = []
+    names: dict[str, int] = {}
+    ruled: dict[str, int] = {}
+    for i, rule in enumerate(cfg.rules):
+        if rule.rule_name in names:
+            problems.append(
+                (
+                    f"rules.{i}.name",
+                    f"duplicate rule name {rule.rule_name!r} (also rules.{names[rule.rule_name]})",
+                )
+            )
+        names.setdefault(rule.rule_name, i)
+        if rule.condition not in conditions:
+            problems.append(
+                (f"rules.{i}.condition", f"unknown processing condition {rule.condition!r}")
+            )
+        elif rule.condition in ruled:
+            problems.append(
+                (
+                    f"rules.{i}.condition",
+                    f"{rule.condition!r} already has a rule (rules.{ruled[rule.condition]})",
+                )
+            )
+        ruled.setdefault(rule.condition, i)
+        table = getattr(rule, "track_table", None)
+        if table is not None and table not in cfg.track_tables:
+            problems.append((f"rules.{i}.track_table", f"unknown track table {table!r}"))
+        for j, gate in enumerate(getattr(rule, "gate_conditions", ())):
+            if gate not in conditions:
+                problems.append(
+                    (f"rules.{i}.gate_conditions.{j}", f"unknown processing condition {gate!r}")
+                )
     return problems
 
 

@@ -22,7 +22,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hrwsi import config
 from hrwsi.domain import errors
 from hrwsi.domain.rules import spec
 
@@ -152,7 +151,7 @@ class TrackTableConfig(_Model):
         return self
 
 
-def _default_tracks() -> dict[str, TrackTableConfig]:
+def default_tracks() -> dict[str, TrackTableConfig]:
     return {name: TrackTableConfig(file=BUILTIN) for name in ("sws", "wds", "wics1")}
 
 
@@ -161,7 +160,7 @@ class RulesConfig(_Model):
     into :class:`hrwsi.config.Config`). A condition without a rule keeps ``single``."""
 
     rules: tuple[RuleConfig, ...] = ()
-    track_tables: dict[Name, TrackTableConfig] = Field(default_factory=_default_tracks)
+    track_tables: dict[Name, TrackTableConfig] = Field(default_factory=default_tracks)
 
     @model_validator(mode="after")
     def _references(self) -> RulesConfig:
@@ -333,10 +332,13 @@ class ProductTypeConfig(_Model):
     processing_level: str = ""
 
 
-class ChainRoutine(config.RoutineConfig):
-    """A routine of :mod:`hrwsi.config` plus the cloud flavour HR-WSI runs it on."""
+# hrwsi.config builds on the models above (its ``rules`` field); the chain file's shapes
+# build on hrwsi.config's: imported here, once the models above exist, to break the cycle.
+from hrwsi import config  # noqa: E402
 
-    flavour: str = ""
+
+class ChainRoutine(config.RoutineConfig):
+    """A routine of :mod:`hrwsi.config` (with the cloud flavour HR-WSI runs it on)."""
 
 
 class ChainConfig(RulesConfig):
@@ -345,6 +347,9 @@ class ChainConfig(RulesConfig):
     product_types: tuple[ProductTypeConfig, ...] = ()
     routines: tuple[ChainRoutine, ...] = ()
     processing_conditions: tuple[config.ProcessingConditionConfig, ...] = ()
+    # The chain's own planner limits: its sizes are the HR-WSI ones (ram in MB), far above
+    # the small default units of ``hrwsi.config.SchedulingConfig``.
+    scheduling: config.SchedulingConfig | None = None
 
     @model_validator(mode="after")
     def _chain(self) -> ChainConfig:
@@ -373,6 +378,22 @@ class ChainConfig(RulesConfig):
 
     def domain_rules(self, base_dir: Path | None = None) -> tuple[spec.Rule, ...]:
         return self.to_domain(self.load_tracks(base_dir), self.labels())
+
+    def apply(self, base: config.Config | None = None, **changes: Any) -> config.Config:
+        """``base`` (default: the defaults) running this chain: its product types, routines,
+        conditions, rules, track tables and (when the file gives them) scheduling limits."""
+        base = base or config.Config()
+        fields: dict[str, Any] = {
+            "product_types": self.product_types,
+            "routines": tuple(config.RoutineConfig(**r.model_dump()) for r in self.routines),
+            "processing_conditions": self.processing_conditions,
+            "rules": self.rules,
+            "track_tables": self.track_tables,
+        }
+        if self.scheduling is not None:
+            fields["scheduling"] = self.scheduling
+        data = base.model_dump() | {k: v for k, v in fields.items()} | changes
+        return config.Config.model_validate(data)
 
 
 def _describe(exc: ValidationError) -> tuple[str, str]:

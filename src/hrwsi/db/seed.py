@@ -13,6 +13,17 @@ async def seed(conn: psycopg.AsyncConnection[TupleRow], config: Config) -> int:
     """Upsert the configured routines and conditions; return how many rows changed."""
     changed = 0
     async with conn.transaction(), conn.cursor() as cur:
+        # Declared product types first: they name their level (data type) themselves.
+        for product_type in config.product_types:
+            await cur.execute(
+                queries.get("seed_product_type"),
+                {
+                    "code": product_type.code,
+                    "data_type": product_type.processing_level or None,
+                    "description": product_type.description,
+                },
+            )
+            changed += max(cur.rowcount, 0)
         for routine in config.routines:
             await cur.execute(
                 queries.get("seed_product_type"),

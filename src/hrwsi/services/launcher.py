@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -83,6 +84,24 @@ from hrwsi.executors.base import (
 log = logging.getLogger(__name__)
 
 LOST_TRACK = "lost track: garbage-collected before its outcome was recorded"
+
+
+def _input_paths(task: ReadyTask) -> tuple[str, ...]:
+    """Every input of the task, the primary first (rules, issue 10)."""
+    if task.inputs:
+        return tuple(path for _, path in task.inputs)
+    return (task.input_path,) if task.input_path else ()
+
+
+def _rule_meta(task: ReadyTask) -> dict[str, str]:
+    """A rule task's params (``HRWSI_META_MODE`` = L2INIT...) and its inputs by role
+    (``HRWSI_META_INPUTS``: a JSON object role -> list of paths)."""
+    if not task.inputs and not task.params:
+        return {}
+    by_role: dict[str, list[str]] = {}
+    for role, path in task.inputs:
+        by_role.setdefault(role, []).append(path)
+    return {**dict(task.params), "inputs": json.dumps(by_role, sort_keys=True)}
 
 
 def retry_policy(config: Config) -> RetryPolicy:
@@ -186,12 +205,13 @@ class LauncherService:
             attempt=attempt_number,
             routine=spec,
             vm_name=task.vm_name,
-            input_paths=(task.input_path,) if task.input_path else (),
+            input_paths=_input_paths(task),
             product_path=path,
             meta={
                 "input_id": str(task.input_id),
                 "processing_condition": task.processing_condition,
                 "tile": task.tile,
+                **_rule_meta(task),
             },
         )
 

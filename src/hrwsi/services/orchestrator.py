@@ -79,6 +79,7 @@ from hrwsi.db import queries
 from hrwsi.db.holder import ConnectionHolder
 from hrwsi.domain import capacity, errors, planning
 from hrwsi.domain.capacity import BusyVM, fits
+from hrwsi.services import rules_step
 
 log = logging.getLogger(__name__)
 
@@ -343,8 +344,12 @@ class OrchestratorService:
         *,
         planner: Planner | None = None,
         validator: Validator | None = None,
+        rules: rules_step.RulesStep | None = None,
     ) -> None:
         self.config = config
+        # Triggering rules (issue 10): conditions with a non-single rule.
+        self._rules = rules if rules is not None else rules_step.from_config(config)
+        self._ruled: rules_step.RulesPass | None = None
         self.interval_s = config.scheduling.pass_interval_s
         self._db_url = db_url
         self._planner = planner or _default_planner()
@@ -390,7 +395,11 @@ class OrchestratorService:
         conn = await self._connection()
         try:
             async with conn.transaction(force_rollback=not write):
+                self._ruled = None
                 result = await self._pass(conn, write=write)
+                # Rules (issue 10): instances of the tasks just written, in this transaction.
+                if write and self._ruled is not None:
+                    await self._rules.record(conn, self._ruled)
         except psycopg.OperationalError as exc:
             await self._drop()
             raise errors.DatabaseError(f"orchestrator pass failed: {exc}") from exc
@@ -461,12 +470,20 @@ class OrchestratorService:
                 {"limit": self.config.scheduling.max_inputs_per_pass},
             )
             ids = [int(r[0]) for r in await cur.fetchall()]
+            # -- rules (issue 10): candidates of ruled conditions become proposals here and
+            # leave the v1 path; their primaries are planned below like any other input.
+            ruled = rules_step.RulesPass()
+            if self._rules:
+                ruled = await self._rules.evaluate(conn, ids, timer=swept or not ids)
+                self._ruled = ruled
+            v1_ids = [i for i in ids if i not in ruled.handled]
+            # -- end rules
             if swept or not ids:
                 released = await self._release_orphans(cur, ids, swept=swept, write=write)
             pending: list[PendingInput] = []
             routine_rows: list[TupleRow] = []
             busy_rows: list[TupleRow] = []
-            if ids:
+            if ids or ruled.chosen:
                 # One round trip for the rest of the reads (pipeline): under load every await
                 # is a turn of a busy event loop, and this is on the input → dispatch path.
                 async with conn.pipeline():
@@ -478,7 +495,10 @@ class OrchestratorService:
                     pend = conn.cursor()
                     await pend.execute(
                         queries.get("orchestrator_pending_inputs"),
-                        {"ids": ids, "max_tasks_per_input": self.config.retry.max_tasks_per_input},
+                        {
+                            "ids": v1_ids,
+                            "max_tasks_per_input": self.config.retry.max_tasks_per_input,
+                        },
                     )
                     routine_cur = conn.cursor()
                     await routine_cur.execute(queries.get("orchestrator_routines"))
@@ -492,6 +512,8 @@ class OrchestratorService:
                 pending = [
                     PendingInput(int(r[0]), str(r[1]), str(r[2])) for r in await pend.fetchall()
                 ]
+                pending += [PendingInput(*p) for p in ruled.pending()]  # rules (issue 10)
+                pending.sort(key=lambda p: p.id)
                 routine_rows = await routine_cur.fetchall()
                 busy_rows = await busy_cur.fetchall()
             if not pending:

@@ -8,6 +8,9 @@ WITH fresh AS (
     SELECT i.id
     FROM hrwsi.input AS i
     WHERE NOT EXISTS (SELECT 1 FROM hrwsi.processing_tasks AS pt WHERE pt.input_fk_id = i.id)
+      -- rules (issue 10): an input a rule task uses, or a rule skipped, needs nothing
+      AND NOT EXISTS (SELECT 1 FROM hrwsi.task_input AS ti WHERE ti.input_id = i.id)
+      AND NOT EXISTS (SELECT 1 FROM hrwsi.rule_skip AS rs WHERE rs.input_id = i.id)
 ),
 processed_task AS (
     SELECT DISTINCT d.processing_task_fk_id AS task_id

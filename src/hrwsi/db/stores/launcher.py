@@ -49,6 +49,10 @@ class ReadyTask:
     sensing_start: datetime
     input_path: str | None
     vm_name: str
+    # Rules (issue 10): a multi-input task's inputs as (role, path), the primary first, and
+    # its params (e.g. mode = L2INIT); empty for a single-input task.
+    inputs: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -179,6 +183,24 @@ def _ready(row: dict[str, Any], attempt: int) -> ReadyTask:
     )
 
 
+async def _with_rule_extras(cur: Any, tasks: list[ReadyTask]) -> list[ReadyTask]:
+    """The tasks with their inputs by role and params (rules, issue 10): one query."""
+    if not tasks:
+        return tasks
+    await cur.execute(queries.get("rules_task_extras"), {"ids": [t.task_id for t in tasks]})
+    extras: dict[int, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]] = {}
+    for r in await cur.fetchall():
+        inputs = tuple((str(i["role"]), str(i["path"] or "")) for i in r["inputs"] or ())
+        params = tuple(sorted((str(k), str(v)) for k, v in (r["params"] or {}).items()))
+        extras[int(r["task_id"])] = (inputs, params)
+    return [
+        dataclasses.replace(t, inputs=extras[t.task_id][0], params=extras[t.task_id][1])
+        if t.task_id in extras
+        else t
+        for t in tasks
+    ]
+
+
 def _parse_attempt(key: str) -> int:
     from hrwsi.executors.base import parse_key
 
@@ -223,9 +245,10 @@ class PostgresLauncherStore:
                     {"task_ids": [t.task_id for t in tasks], "keys": [t.key for t in tasks]},
                 )
                 inserted = {r["task_id"] for r in await cur.fetchall()}
+                tasks = await _with_rule_extras(cur, [t for t in tasks if t.task_id in inserted])
         except psycopg.Error as exc:
             raise await self._fail("reconcile", "claim", exc) from exc
-        return Claim(len(rows), tuple(t for t in tasks if t.task_id in inserted))
+        return Claim(len(rows), tuple(tasks))
 
     async def open_dispatches(self) -> list[OpenDispatch]:
         conn = await self._holders["reconcile"].get()
